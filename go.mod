@@ -1,0 +1,3 @@
+module github.com/go-oslo/messaging
+
+go 1.25
