@@ -47,16 +47,16 @@ var (
 	// monitor saw no reply or heartbeat within
 	// [SendOptions.MonitorTimeout]. It matches context.DeadlineExceeded
 	// with errors.Is, as oslo raises MessagingTimeout in both cases.
-	ErrHeartbeatTimeout error = heartbeatTimeout{}
+	ErrHeartbeatTimeout error = heartbeatTimeoutError{}
 )
 
-type heartbeatTimeout struct{}
+type heartbeatTimeoutError struct{}
 
-func (heartbeatTimeout) Error() string {
+func (heartbeatTimeoutError) Error() string {
 	return "messaging: call monitor timeout: no reply or heartbeat from the server"
 }
 
-func (heartbeatTimeout) Is(target error) bool { return target == context.DeadlineExceeded }
+func (heartbeatTimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // A Driver opens connections to one kind of broker.
 type Driver interface {
@@ -76,7 +76,8 @@ type Conn interface {
 	// It blocks until it knows or ctx is done.
 	Ping(ctx context.Context) error
 	// Close releases the connection and everything created through it.
-	// Calls in progress fail with ErrClosed. Close is idempotent.
+	// Calls in progress, the Next of its listeners and every later
+	// operation fail with ErrClosed. Close is idempotent.
 	Close() error
 }
 
@@ -87,7 +88,11 @@ type Address struct {
 	Exchange string
 	Topic    string
 	Server   string // empty: any server of Topic
-	Fanout   bool   // every server of Topic (casts only)
+	// Fanout sends to every server of Topic (casts only). On RabbitMQ
+	// oslo's fanout exchange is named after the topic alone
+	// ("<topic>_fanout"), so fanouts are not scoped by Exchange there;
+	// whether another driver scopes them is its own choice.
+	Fanout bool
 }
 
 // SendOptions tune one call or cast.
@@ -121,12 +126,15 @@ type RPCConn interface {
 	Call(ctx context.Context, addr Address, req *Request, opts SendOptions) (*Reply, error)
 	// Cast publishes req to addr and returns once the broker has
 	// accepted it (or, for drivers without acknowledgements, once it is
-	// queued). It does not wait for the method to run.
+	// queued). It does not wait for the method to run. req.MsgID must be
+	// empty.
 	Cast(ctx context.Context, addr Address, req *Request, opts SendOptions) error
 	// Listen starts consuming the requests addressed to a server:
 	// addr.Topic (shared with the other servers of the topic),
 	// addr.Topic + "." + addr.Server, and the topic's fanout. It
 	// declares what it needs and returns once consuming has started.
+	// addr.Server must not be empty; a negative opts.Prefetch is an
+	// error.
 	Listen(ctx context.Context, addr Address, opts ListenOptions) (Listener, error)
 }
 
@@ -157,10 +165,14 @@ type Delivery interface {
 	// Request returns the decoded request. The caller may modify it.
 	Request() *Request
 	// Reply sends the final reply of a call. It is a no-op that returns
-	// nil for casts, and it may be called once.
+	// nil for casts, and it may be called once: a second call returns
+	// an error. It returns nil when the reply reached the caller's reply
+	// queue, even if the caller has stopped waiting, and an error
+	// wrapping ErrUndeliverable when that queue no longer exists.
 	Reply(ctx context.Context, r *Reply) error
 	// Heartbeat tells the caller that the call is still running (oslo's
-	// call-monitor heartbeat). It is a no-op for casts.
+	// call-monitor heartbeat). It is a no-op for casts and after the
+	// final reply; its errors are those of Reply.
 	Heartbeat(ctx context.Context) error
 }
 

@@ -2,13 +2,17 @@
 // "2.0" envelope, the RPC request and reply dictionaries, the flattened
 // _context_* keys and the serialized exceptions ("failures").
 //
-// Encoders produce the same bytes as Python oslo.messaging 14.x (key
-// order, ", " and ": " separators, ASCII-only output with \uXXXX
-// escapes), except for the order of context keys, which are sorted, and
-// for floating-point numbers with no fraction, which Go writes as
-// integers. Decoders accept what any oslo.messaging version sends: the
-// envelope, un-enveloped legacy messages, and failures as a JSON string
-// or object.
+// Encoders produce the bytes that Python oslo.messaging 14.x publishes
+// for the same message (key order, ", " and ": " separators, strings
+// escaped as Python's ensure_ascii does), with two exceptions: context
+// keys are sorted, where oslo keeps the order of the caller's dict, and
+// numbers inside arguments, results and context values are copied as
+// the caller encoded them, so a float64 with no fraction, which
+// encoding/json writes as 1, is not Python's 1.0. Decoders accept what
+// any oslo.messaging version sends: the envelope, un-enveloped legacy
+// messages, and failures as a JSON string or object. They reject the
+// NaN and Infinity literals that Python's json module also writes, since
+// they are not JSON.
 //
 // The package is used by drivers; applications do not need it.
 package wire
@@ -20,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +73,7 @@ func NewUUID() string {
 // {"oslo.version": "2.0", "oslo.message": "<inner as a JSON string>"}.
 func Envelope(inner []byte) []byte {
 	s, _ := marshal(string(inner)) // a string always encodes
+	s = pythonStyle(s)
 	out := make([]byte, 0, len(s)+40)
 	out = append(out, `{"oslo.version": "2.0", "oslo.message": `...)
 	out = append(out, s...)
@@ -103,27 +109,71 @@ func Unwrap(body []byte) (map[string]json.RawMessage, error) {
 	return decodeObject([]byte(inner))
 }
 
-// envelopeCompatible applies oslo's version_is_compatible("2.0", v).
+// envelopeCompatible applies oslo's version_is_compatible("2.0", v),
+// step by step, so that it accepts exactly what oslo accepts: the major
+// version must be 2 and the minor at most 0; when the minor is 0, the
+// revision (third part, if any) must be at most 0. Further parts are
+// ignored, and a part that is not parsed is not checked. Where oslo
+// raises (too few parts, a part that is not an integer) the envelope is
+// not compatible.
 func envelopeCompatible(v string) bool {
 	parts := strings.Split(v, ".")
-	if len(parts) < 2 || len(parts) > 3 {
+	major, ok := pyInt(parts[0])
+	if !ok || major != 2 || len(parts) < 2 {
 		return false
 	}
-	n := make([]int, 3)
-	for i, p := range parts {
-		x, err := strconv.Atoi(p)
-		if err != nil || x < 0 {
+	minor, ok := pyInt(parts[1])
+	if !ok || minor > 0 {
+		return false
+	}
+	if minor == 0 && len(parts) > 2 {
+		rev, ok := pyInt(parts[2])
+		if !ok || rev > 0 {
 			return false
 		}
-		n[i] = x
 	}
-	return n[0] == 2 && n[1] == 0 && n[2] == 0
+	return true
+}
+
+// pyInt parses s as Python's int() does, restricted to ASCII: optional
+// surrounding whitespace, an optional sign, and decimal digits with
+// single underscores between them. Values beyond the int64 range are
+// clamped, which keeps their comparisons with small numbers right.
+func pyInt(s string) (int64, bool) {
+	s = strings.Trim(s, " \t\n\v\f\r\x1c\x1d\x1e\x1f")
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if s == "" || s[0] == '_' || s[len(s)-1] == '_' || strings.Contains(s, "__") {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' {
+			continue
+		}
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < math.MaxInt64/10 {
+			n = n*10 + int64(c-'0')
+		} else {
+			n = math.MaxInt64
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	if m == nil {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidMessage)
@@ -135,8 +185,8 @@ func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 // dictionary with the keys method, args, [namespace], [version],
 // [_msg_id, _reply_q, _timeout], _unique_id and _context_*, in that
 // order. Calls (r.MsgID set) carry _msg_id, _reply_q and _timeout.
-// It fails if r.Args is not a JSON object or a context value cannot be
-// encoded.
+// It fails if r.Args is not a JSON object, r.MonitorTimeout is NaN or
+// infinite, or a context value cannot be encoded.
 func EncodeRequest(r *driver.Request) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"method":`)
@@ -162,7 +212,11 @@ func EncodeRequest(r *driver.Request) ([]byte, error) {
 		if r.MonitorTimeout == nil {
 			b.WriteString("null")
 		} else {
-			b.WriteString(formatNumber(*r.MonitorTimeout))
+			n, err := formatNumber(*r.MonitorTimeout)
+			if err != nil {
+				return nil, fmt.Errorf("wire: _timeout: %w", err)
+			}
+			b.WriteString(n)
 		}
 	}
 	b.WriteString(`,"_unique_id":`)
@@ -239,7 +293,9 @@ type ReplyMessage struct {
 }
 
 // IsHeartbeat reports whether m is a call-monitor heartbeat: not final
-// and without a result or failure.
+// and without a result or failure. (oslo's client restarts its call
+// monitor only when "ending" is false or absent; no oslo version sends a
+// non-final reply with another falsy "ending".)
 func (m *ReplyMessage) IsHeartbeat() bool {
 	return !m.Ending && m.Result == nil && m.Failure == nil
 }
@@ -263,13 +319,10 @@ func EncodeReply(r *driver.Reply, msgID, uniqueID string, ending bool) ([]byte, 
 	switch {
 	case r == nil || hasFailure || len(r.Result) == 0:
 		b.WriteString("null")
+	case !json.Valid(r.Result):
+		return nil, errors.New("wire: reply result is not valid JSON")
 	default:
-		if !json.Valid(r.Result) {
-			return nil, fmt.Errorf("wire: reply result is not valid JSON")
-		}
-		if err := json.Compact(&b, r.Result); err != nil {
-			return nil, fmt.Errorf("wire: reply result: %w", err)
-		}
+		b.Write(r.Result)
 	}
 	b.WriteString(`,"failure":`)
 	if hasFailure {
@@ -290,8 +343,10 @@ func EncodeReply(r *driver.Reply, msgID, uniqueID string, ending bool) ([]byte, 
 	return Envelope(pythonStyle(b.Bytes())), nil
 }
 
-// DecodeReply parses a reply body, enveloped or legacy. A reply without
-// "ending" is not final, as in oslo. Errors wrap ErrInvalidMessage or
+// DecodeReply parses a reply body, enveloped or legacy. As in oslo, a
+// reply is final when "ending" is true in Python's sense (present and
+// not false, null, 0, "", [] or {}), and a falsy "failure" (null, "",
+// and so on) is no failure. Errors wrap ErrInvalidMessage or
 // ErrUnsupportedEnvelope.
 func DecodeReply(body []byte) (*ReplyMessage, error) {
 	m, err := Unwrap(body)
@@ -302,7 +357,7 @@ func DecodeReply(body []byte) (*ReplyMessage, error) {
 	if raw, ok := m["result"]; ok && !isNull(raw) {
 		rm.Result = raw
 	}
-	if raw, ok := m["failure"]; ok && !isNull(raw) {
+	if raw, ok := m["failure"]; ok && truthy(raw) {
 		f, err := decodeFailureValue(raw)
 		if err != nil {
 			return nil, err
@@ -340,15 +395,13 @@ func EncodeFailure(f *driver.Failure) ([]byte, error) {
 		writeString(&b, line)
 	}
 	b.WriteString(`],"args":`)
-	if len(f.Args) == 0 {
+	switch {
+	case len(f.Args) == 0:
 		b.WriteString("[]")
-	} else {
-		if firstByte(f.Args) != '[' || !json.Valid(f.Args) {
-			return nil, errors.New("wire: failure args is not a JSON array")
-		}
-		if err := json.Compact(&b, f.Args); err != nil {
-			return nil, err
-		}
+	case firstByte(f.Args) != '[' || !json.Valid(f.Args):
+		return nil, errors.New("wire: failure args is not a JSON array")
+	default:
+		b.Write(f.Args)
 	}
 	b.WriteString(`,"kwargs":`)
 	if err := writeObject(&b, f.Kwargs); err != nil {
@@ -405,7 +458,7 @@ func decodeFailureValue(raw json.RawMessage) (*driver.Failure, error) {
 	if firstByte(raw) == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: failure: %v", ErrInvalidMessage, err)
+			return nil, fmt.Errorf("%w: failure: %w", ErrInvalidMessage, err)
 		}
 		return DecodeFailure([]byte(s))
 	}
@@ -447,7 +500,7 @@ func decodeContext(m map[string]json.RawMessage) (map[string]any, error) {
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%w: context key %q: %v", ErrInvalidMessage, name, err)
+			return nil, fmt.Errorf("%w: context key %q: %w", ErrInvalidMessage, name, err)
 		}
 		if ctx == nil {
 			ctx = make(map[string]any)
@@ -462,8 +515,8 @@ func writeString(b *bytes.Buffer, s string) {
 	b.Write(out)
 }
 
-// writeObject appends raw, which must be a JSON object, compacted; nil
-// or empty is {}.
+// writeObject appends raw, which must be a JSON object; nil, empty or
+// null is {}. Whitespace is left for pythonStyle to remove.
 func writeObject(b *bytes.Buffer, raw json.RawMessage) error {
 	if len(bytes.TrimSpace(raw)) == 0 || isNull(raw) {
 		b.WriteString("{}")
@@ -472,7 +525,8 @@ func writeObject(b *bytes.Buffer, raw json.RawMessage) error {
 	if firstByte(raw) != '{' || !json.Valid(raw) {
 		return errors.New("not a JSON object")
 	}
-	return json.Compact(b, raw)
+	b.Write(raw)
+	return nil
 }
 
 func optString(m map[string]json.RawMessage, key string, dst *string) error {
@@ -498,24 +552,52 @@ func firstByte(raw []byte) byte {
 	return raw[0]
 }
 
-// truthy reports Python truthiness of a JSON value.
+// truthy reports the Python truthiness of the value that json.loads
+// makes of raw: false for null, false, zero, and empty strings, lists
+// and objects.
 func truthy(raw json.RawMessage) bool {
-	s := string(bytes.TrimSpace(raw))
-	switch s {
-	case "", "null", "false", "0", `""`, "[]", "{}":
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
 		return false
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return f != 0
+	switch raw[0] {
+	case 'n', 'f':
+		return false
+	case 't':
+		return true
+	case '"':
+		return len(raw) > 2
+	case '[', '{':
+		// Empty unless something other than whitespace sits between the
+		// brackets.
+		return len(raw) > 2 && len(bytes.TrimSpace(raw[1:len(raw)-1])) > 0
+	default:
+		f, err := strconv.ParseFloat(string(raw), 64)
+		return err != nil || f != 0 // out of range: an infinity
 	}
-	return true
 }
 
-// formatNumber writes a float as Python would write the int or float a
-// caller passed: whole numbers without a fraction.
-func formatNumber(f float64) string {
-	if f == float64(int64(f)) {
-		return strconv.FormatInt(int64(f), 10)
+// errNotFinite is returned for NaN and infinite numbers, which JSON
+// cannot carry.
+var errNotFinite = errors.New("not a finite number")
+
+// formatNumber writes a float as Python writes the int or float a caller
+// passed: a whole number below 1e16 as an integer, any other number as
+// Python's repr() of a float (fixed notation from 1e-4 to 1e16, exponent
+// notation outside). It fails for NaN and infinities, which are not
+// JSON.
+func formatNumber(f float64) (string, error) {
+	a := math.Abs(f)
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return "", errNotFinite
+	case f == 0:
+		return "0", nil // also for -0
+	case f == math.Trunc(f) && a < 1e16:
+		return strconv.FormatFloat(f, 'f', -1, 64), nil
+	case a < 1e-4 || a >= 1e16:
+		return strconv.FormatFloat(f, 'e', -1, 64), nil
+	default:
+		return strconv.FormatFloat(f, 'f', -1, 64), nil
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
 }
