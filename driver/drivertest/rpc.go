@@ -28,7 +28,7 @@ func testCallResults(s *suite) {
 			}
 			r.Result = a.R
 		}
-		if err := d.Reply(ctx, &r); err != nil {
+		if err := d.Reply(ctx, &r); err != nil && ctx.Err() == nil {
 			t.Errorf("server: Reply(%s) = %v", show(r.Result), err)
 		}
 	})
@@ -82,7 +82,7 @@ func testCallFailure(s *suite) {
 			f = minimal
 		}
 		// A Result next to a Failure is ignored.
-		if err := d.Reply(ctx, &driver.Reply{Result: json.RawMessage(`"ignored"`), Failure: f}); err != nil {
+		if err := d.Reply(ctx, &driver.Reply{Result: json.RawMessage(`"ignored"`), Failure: f}); err != nil && ctx.Err() == nil {
 			t.Errorf("server: Reply(failure) = %v", err)
 		}
 	})
@@ -136,7 +136,7 @@ func testRequestFields(s *suite) {
 		case <-ctx.Done():
 			return
 		}
-		if err := d.Reply(ctx, &driver.Reply{Result: json.RawMessage(`"ok"`)}); err != nil {
+		if err := d.Reply(ctx, &driver.Reply{Result: json.RawMessage(`"ok"`)}); err != nil && ctx.Err() == nil {
 			t.Errorf("server: Reply() = %v", err)
 		}
 	})
@@ -303,7 +303,7 @@ func testContext(s *suite) {
 		case <-ctx.Done():
 			return
 		}
-		if err := d.Reply(ctx, &driver.Reply{}); err != nil {
+		if err := d.Reply(ctx, &driver.Reply{}); err != nil && ctx.Err() == nil {
 			t.Errorf("server: Reply() = %v", err)
 		}
 	})
@@ -353,7 +353,7 @@ func testLargeUnicode(s *suite) {
 		if req.Method != method {
 			t.Errorf("server: method = %q, want %q", req.Method, method)
 		}
-		if err := d.Reply(ctx, &driver.Reply{Result: req.Args}); err != nil {
+		if err := d.Reply(ctx, &driver.Reply{Result: req.Args}); err != nil && ctx.Err() == nil {
 			t.Errorf("server: Reply(%d bytes) = %v", len(req.Args), err)
 		}
 	})

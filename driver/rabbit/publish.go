@@ -1,0 +1,461 @@
+package rabbit
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/go-oslo/messaging/driver"
+)
+
+// outgoing is one message to publish.
+type outgoing struct {
+	declare   *exchange // declared first; nil for the default exchange
+	exchange  string
+	key       string
+	mandatory bool
+	msg       amqp.Publishing
+	what      string // "cast to topic x", for errors and logs
+}
+
+// lostError is a publish whose outcome is unknown: the connection or
+// channel failed before the broker confirmed it. Trying again may
+// deliver the message twice.
+type lostError struct{ err error }
+
+func (e *lostError) Error() string {
+	return "connection lost before the broker confirmed: " + e.err.Error()
+}
+func (e *lostError) Unwrap() error { return e.err }
+
+var errNacked = errors.New("the broker refused the message (basic.nack)")
+
+// publisher owns a Conn's publishing connection: one AMQP connection
+// with a channel in confirm mode, shared by every send of the Conn, and
+// a second channel for exchange declarations, so that a refused
+// declaration does not break the publishes in flight. It connects on
+// first use and again after a failure.
+type publisher struct {
+	c *Conn
+
+	mu      sync.Mutex
+	link    *link
+	decl    *declarer // of link
+	pc      *pubChan
+	pending *connecting // the connection attempt in progress
+	closed  bool
+}
+
+// connecting is a connection attempt that concurrent senders share.
+type connecting struct {
+	done chan struct{}
+	err  error
+}
+
+// get returns a usable publishing channel, connecting if needed. Only
+// one attempt runs at a time; concurrent callers wait for it. It
+// returns driver.ErrClosed after close.
+func (p *publisher) get(ctx context.Context) (*pubChan, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, driver.ErrClosed
+		}
+		if pc := p.pc; pc != nil && pc.usable() {
+			p.mu.Unlock()
+			return pc, nil
+		}
+		if f := p.pending; f != nil {
+			p.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if f.err != nil {
+				if isContextError(f.err) && ctx.Err() == nil {
+					continue // the attempt ended with another caller's context
+				}
+				return nil, f.err
+			}
+			continue
+		}
+		f := &connecting{done: make(chan struct{})}
+		p.pending = f
+		l, decl := p.link, p.decl
+		p.mu.Unlock()
+
+		pc, err := p.open(ctx, l, decl)
+
+		p.mu.Lock()
+		p.pending = nil
+		if err == nil && p.closed {
+			pc.link.close()
+			err = driver.ErrClosed
+		}
+		if err == nil {
+			p.link, p.decl, p.pc = pc.link, pc.decl, pc
+		}
+		f.err = err
+		close(f.done)
+		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return pc, nil
+	}
+}
+
+// open opens a confirm channel on l, or on a new connection if l is
+// gone. decl is l's declarer.
+func (p *publisher) open(ctx context.Context, l *link, decl *declarer) (*pubChan, error) {
+	fresh := false
+	if l == nil || !l.alive() {
+		if l != nil {
+			_ = l.raw.Close()
+		}
+		var err error
+		if l, err = p.c.dial(ctx, "publish"); err != nil {
+			return nil, err
+		}
+		fresh = true
+		decl = &declarer{c: p.c, link: l, declared: map[string]bool{}}
+	} else {
+		// A new channel after a channel error: whatever was declared
+		// may be gone (a 404 closes the channel), so declare again.
+		decl.reset()
+	}
+	var ch *amqp.Channel
+	err := p.c.guard(ctx, l, func() (err error) {
+		if ch, err = l.conn.Channel(); err != nil {
+			return err
+		}
+		return ch.Confirm(false)
+	})
+	if err != nil {
+		switch {
+		case fresh:
+			l.close()
+		case isContextError(err) || errors.Is(err, driver.ErrClosed):
+			// Not the connection's fault; guard tears it down if the
+			// channel never opens.
+		default:
+			l.abort("cannot open a channel")
+		}
+		if isContextError(err) || errors.Is(err, driver.ErrClosed) {
+			return nil, err
+		}
+		return nil, &lostError{err}
+	}
+	pc := &pubChan{
+		c:       p.c,
+		link:    l,
+		ch:      ch,
+		returns: ch.NotifyReturn(make(chan amqp.Return, notifyBufferSize)),
+		sync:    make(chan chan struct{}),
+		drained: make(chan struct{}),
+		watch:   map[returnKey][]*returned{},
+		decl:    decl,
+		log:     p.c.s.log,
+	}
+	// The channel's close notification is not needed: IsClosed and the
+	// return channel's closing tell the same. Drain returns for the
+	// channel's whole life.
+	if !p.c.start(pc.drain) {
+		l.close()
+		return nil, driver.ErrClosed
+	}
+	return pc, nil
+}
+
+// close closes the publishing connection.
+func (p *publisher) close() {
+	p.mu.Lock()
+	p.closed = true
+	l := p.link
+	p.mu.Unlock()
+	if l != nil {
+		l.close()
+	}
+}
+
+// pubChan is a confirm-mode channel with its bookkeeping.
+type pubChan struct {
+	c       *Conn
+	link    *link
+	ch      *amqp.Channel
+	returns <-chan amqp.Return
+	sync    chan chan struct{}
+	drained chan struct{} // closed when drain returns
+	decl    *declarer
+	log     *slog.Logger
+
+	wmu   sync.Mutex
+	watch map[returnKey][]*returned // mandatory publishes awaiting their outcome
+}
+
+// declarer declares exchanges for the publisher on a channel of its own,
+// so that a refused declaration (which closes its channel) does not
+// break the publishes in flight.
+type declarer struct {
+	c        *Conn
+	link     *link
+	mu       sync.Mutex
+	ch       *amqp.Channel
+	declared map[string]bool
+}
+
+func (d *declarer) reset() {
+	d.mu.Lock()
+	clear(d.declared)
+	d.mu.Unlock()
+}
+
+// returnKey identifies a published message in a basic.return, which
+// carries no delivery tag.
+type returnKey struct {
+	exchange, key string
+	sum           [sha256.Size]byte
+}
+
+func makeReturnKey(exchange, key string, body []byte) returnKey {
+	return returnKey{exchange: exchange, key: key, sum: sha256.Sum256(body)}
+}
+
+// returned records a basic.return for one mandatory publish.
+type returned struct {
+	set  bool
+	code uint16
+	text string
+}
+
+func (pc *pubChan) usable() bool { return pc.link.alive() && !pc.ch.IsClosed() }
+
+// drain consumes the channel's basic.return notifications until the
+// channel closes, and answers sync requests once every return received
+// so far has been recorded.
+func (pc *pubChan) drain() {
+	defer close(pc.drained)
+	for {
+		select {
+		case r, ok := <-pc.returns:
+			if !ok {
+				return
+			}
+			pc.record(&r)
+		case req := <-pc.sync:
+			for more := true; more; {
+				select {
+				case r, ok := <-pc.returns:
+					if !ok {
+						close(req)
+						return
+					}
+					pc.record(&r)
+				default:
+					more = false
+				}
+			}
+			close(req)
+		}
+	}
+}
+
+func (pc *pubChan) record(r *amqp.Return) {
+	k := makeReturnKey(r.Exchange, r.RoutingKey, r.Body)
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	for _, w := range pc.watch[k] {
+		if !w.set {
+			w.set, w.code, w.text = true, r.ReplyCode, r.ReplyText
+			return
+		}
+	}
+	pc.log.Debug("rabbit: basic.return for a message nobody waits for", "exchange", r.Exchange, "routing_key", r.RoutingKey)
+}
+
+// syncReturns waits until drain has recorded every basic.return that
+// the client library received before this call. The broker sends a
+// message's return before its confirm, and the library hands both over
+// in that order, so after a confirm this tells whether it was returned.
+func (pc *pubChan) syncReturns() {
+	req := make(chan struct{})
+	select {
+	case pc.sync <- req:
+		<-req
+	case <-pc.drained:
+	}
+}
+
+func (pc *pubChan) expectReturn(k returnKey) *returned {
+	w := &returned{}
+	pc.wmu.Lock()
+	pc.watch[k] = append(pc.watch[k], w)
+	pc.wmu.Unlock()
+	return w
+}
+
+func (pc *pubChan) forgetReturn(k returnKey, w *returned) {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	list := pc.watch[k]
+	for i, x := range list {
+		if x == w {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(pc.watch, k)
+	} else {
+		pc.watch[k] = list
+	}
+}
+
+func (pc *pubChan) returnOf(w *returned) (bool, uint16, string) {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	return w.set, w.code, w.text
+}
+
+// declare declares ex once per publishing channel; auto-delete
+// exchanges, which the broker may remove at any time, are declared
+// before every publish.
+func (d *declarer) declare(ctx context.Context, ex *exchange) error {
+	cache := !ex.autoDelete
+	// The lock is taken by the guarded goroutine, which may outlive
+	// this call.
+	err := d.c.guard(ctx, d.link, func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if cache && d.declared[ex.name] {
+			return nil
+		}
+		if d.ch == nil || d.ch.IsClosed() {
+			ch, err := d.link.conn.Channel()
+			if err != nil {
+				return err
+			}
+			d.ch = ch
+		}
+		if err := declareExchange(d.ch, ex); err != nil {
+			return err
+		}
+		if cache {
+			d.declared[ex.name] = true
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case isContextError(err), errors.Is(err, driver.ErrClosed):
+		return err
+	case permanent(err):
+		return fmt.Errorf("declare exchange %q: %w", ex.name, err)
+	default:
+		return &lostError{fmt.Errorf("declare exchange %q: %w", ex.name, err)}
+	}
+}
+
+// publish sends out and waits for the broker's confirm. It returns an
+// error wrapping driver.ErrUndeliverable when a mandatory message was
+// returned, a *lostError when the outcome is unknown, errNacked, a
+// permanent broker refusal, or ctx.Err().
+func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
+	if out.declare != nil {
+		if err := pc.decl.declare(ctx, out.declare); err != nil {
+			return err
+		}
+	}
+	var (
+		key returnKey
+		ret *returned
+	)
+	if out.mandatory {
+		key = makeReturnKey(out.exchange, out.key, out.msg.Body)
+		ret = pc.expectReturn(key)
+		defer pc.forgetReturn(key, ret)
+	}
+	var dc *amqp.DeferredConfirmation
+	err := pc.c.guard(ctx, pc.link, func() (err error) {
+		dc, err = pc.ch.PublishWithDeferredConfirm(out.exchange, out.key, out.mandatory, false, out.msg)
+		return err
+	})
+	if err != nil {
+		if isContextError(err) {
+			return err
+		}
+		return &lostError{err}
+	}
+	select {
+	case <-dc.Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !dc.Acked() {
+		if pc.ch.IsClosed() {
+			cause := pc.link.cause()
+			if cause == nil {
+				cause = amqp.ErrClosed
+			}
+			return &lostError{cause}
+		}
+		return errNacked
+	}
+	if out.mandatory {
+		pc.syncReturns()
+		if set, code, text := pc.returnOf(ret); set {
+			return fmt.Errorf("rabbit: %s: %w: basic.return %d %s (exchange %q, routing key %q)",
+				out.what, driver.ErrUndeliverable, code, text, out.exchange, out.key)
+		}
+	}
+	return nil
+}
+
+// send publishes out on the Conn's publishing connection, reconnecting
+// and publishing again after connection failures as retry allows: a
+// negative retry tries until ctx is done, 0 once, n n+1 times. A message
+// whose confirm was lost is sent again only within those retries, with
+// the same body (and so the same _unique_id). It returns nil once the
+// broker confirmed the message; an error wrapping
+// driver.ErrUndeliverable for a returned mandatory message; an error
+// wrapping driver.ErrDeliveryFailure when the retries are exhausted or
+// the broker refused a declaration; driver.ErrClosed; or ctx.Err().
+func (c *Conn) send(ctx context.Context, out *outgoing, retry int) error {
+	failures := 0
+	for {
+		pc, err := c.pub.get(ctx)
+		if err == nil {
+			if err = pc.publish(ctx, out); err == nil {
+				return nil
+			}
+		}
+		switch {
+		case errors.Is(err, driver.ErrUndeliverable), errors.Is(err, driver.ErrClosed):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case permanent(err):
+			return fmt.Errorf("rabbit: %s: %w: %w", out.what, driver.ErrDeliveryFailure, err)
+		}
+		failures++
+		if retry >= 0 && failures > retry {
+			return fmt.Errorf("rabbit: %s: %w after %d attempt(s): %w", out.what, driver.ErrDeliveryFailure, failures, err)
+		}
+		c.s.log.Warn("rabbit: publish failed, retrying", "what", out.what, "attempt", failures, "err", err)
+		if !sleep(ctx, c.s.retryDelay(failures)) {
+			return ctx.Err()
+		}
+	}
+}
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
