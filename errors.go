@@ -32,6 +32,11 @@ var (
 	// to the broker within the allowed retries (oslo's
 	// MessageDeliveryFailure).
 	ErrDeliveryFailure = driver.ErrDeliveryFailure
+	// ErrUnconfirmed is returned when the connection was lost after a
+	// message was published but before the broker confirmed it, so the
+	// message may or may not have been delivered. Opting into retries
+	// (rpc.Retry) re-sends it instead, with the same _unique_id.
+	ErrUnconfirmed = driver.ErrUnconfirmed
 	// ErrHeartbeatTimeout is returned when a call's monitor saw neither a
 	// reply nor a heartbeat in time. It also matches
 	// context.DeadlineExceeded.

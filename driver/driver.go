@@ -43,6 +43,12 @@ var (
 	// delivered to the broker within the allowed retries (oslo's
 	// MessageDeliveryFailure).
 	ErrDeliveryFailure = errors.New("messaging: message delivery failed")
+	// ErrUnconfirmed is returned when the connection was lost after a
+	// message was published but before the broker confirmed it: the
+	// message may or may not have been delivered. Drivers return it
+	// unless [SendOptions.ResendUnconfirmed] allows sending the message
+	// again.
+	ErrUnconfirmed = errors.New("messaging: connection lost before the broker confirmed the message; it may or may not have been delivered")
 	// ErrHeartbeatTimeout is returned by [RPCConn.Call] when the call
 	// monitor saw no reply or heartbeat within
 	// [SendOptions.MonitorTimeout]. It matches context.DeadlineExceeded
@@ -106,6 +112,12 @@ type SendOptions struct {
 	// retry, n retries n times. Drivers without connection failures
 	// ignore it.
 	Retry int
+	// ResendUnconfirmed allows the retries to send again a message whose
+	// confirm was lost with the connection, with the same UniqueID, so
+	// that the receiver's duplicate filter can drop a second copy.
+	// Without it such a send fails with ErrUnconfirmed, so that a
+	// message is never silently sent twice.
+	ResendUnconfirmed bool
 	// MonitorTimeout, when positive, is oslo's call_monitor_timeout: it
 	// is sent to the server as _timeout, the server sends heartbeats
 	// while the method runs, and Call fails with ErrHeartbeatTimeout if

@@ -89,7 +89,9 @@ func (c *Client) CanSendVersion(v string) bool {
 // into reply unless reply is nil.
 //
 // The ctx deadline is the call's timeout; without one, the client's
-// timeout applies (default 60s). The outgoing metadata of ctx
+// timeout applies (default 60s). Errors matching messaging.ErrUnconfirmed
+// mean the request may have been delivered (see [Retry]). The outgoing
+// metadata of ctx
 // (messaging.NewOutgoingContext) is sent as oslo's context.
 //
 // Call is at most once: after an error the method may or may not have
@@ -116,7 +118,7 @@ func (c *Client) Call(ctx context.Context, method string, args, reply any, opts 
 		return err
 	}
 	req.MsgID = wire.NewID()
-	so := driver.SendOptions{Mandatory: ci.mandatory, Retry: ci.retry, MonitorTimeout: ci.monitor}
+	so := driver.SendOptions{Mandatory: ci.mandatory, Retry: ci.retry, ResendUnconfirmed: ci.retrySet, MonitorTimeout: ci.monitor}
 	res, err := c.conn.Call(ctx, c.tr.Address(ci.target), req, so)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, messaging.ErrHeartbeatTimeout) {
@@ -157,7 +159,7 @@ func (c *Client) Cast(ctx context.Context, method string, args any, opts ...Call
 	if err != nil {
 		return err
 	}
-	so := driver.SendOptions{Mandatory: ci.mandatory, Retry: ci.retry}
+	so := driver.SendOptions{Mandatory: ci.mandatory, Retry: ci.retry, ResendUnconfirmed: ci.retrySet}
 	if err := c.conn.Cast(ctx, c.tr.Address(ci.target), req, so); err != nil {
 		return fmt.Errorf("rpc: cast %s on %v: %w", method, ci.target, err)
 	}

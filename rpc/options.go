@@ -201,6 +201,7 @@ type callInfo struct {
 	versionCap string
 	monitor    time.Duration
 	retry      int
+	retrySet   bool // the caller opted into retries
 	mandatory  bool
 	err        error // the first invalid option
 }
@@ -304,10 +305,18 @@ func CallMonitorTimeout(d time.Duration) CallOption {
 }
 
 // Retry bounds the driver's connection-level retries of the publish:
-// negative retries until the context is done (the default), 0 does not
-// retry, n retries n times.
+// negative retries until the context is done, 0 does not retry, n
+// retries n times (oslo's retry).
+//
+// Without this option a publish that never reached the broker is
+// retried until the context is done, but a message whose confirm was
+// lost with the connection (it may or may not have been delivered) is
+// not sent again: the call or cast fails with an error matching
+// messaging.ErrUnconfirmed. Giving Retry opts into sending such a
+// message again, with the same _unique_id, so that the server's
+// duplicate filter drops a second copy.
 func Retry(n int) CallOption {
-	return func(ci *callInfo) { ci.retry = n }
+	return func(ci *callInfo) { ci.retry, ci.retrySet = n, true }
 }
 
 // Mandatory makes a call or cast that no queue would receive fail at once

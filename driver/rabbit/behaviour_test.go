@@ -594,9 +594,10 @@ func TestRabbitBlockedPublishHonoursContext(t *testing.T) {
 }
 
 // TestRabbitLostConfirm loses the confirm of a cast that reached the
-// broker, with the connection, and checks that it is sent again only
-// when the caller allows retries, with the same _unique_id, which the
-// listener then filters out.
+// broker, with the connection, and checks that it fails with
+// ErrUnconfirmed unless the caller allows re-sending unconfirmed
+// messages, and then it is sent again with the same _unique_id, which
+// the listener filters out.
 func TestRabbitLostConfirm(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -614,7 +615,11 @@ func TestRabbitLostConfirm(t *testing.T) {
 	serve(t, l, echo(got))
 	copies := capture(t, e.raw(), ex, "topic", false, false, tp+".s")
 
-	for _, retry := range []int{0, -1} {
+	for _, tc := range []struct {
+		retry  int
+		resend bool
+	}{{0, false}, {-1, false}, {-1, true}} {
+		retry := tc.retry
 		if err := client.Ping(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -626,19 +631,21 @@ func TestRabbitLostConfirm(t *testing.T) {
 		p.deafen()
 		req := &driver.Request{Method: "once", UniqueID: wire.NewID()}
 		res := make(chan error, 1)
-		go func() { res <- client.Cast(ctx, addr, req, driver.SendOptions{Retry: retry}) }()
+		go func() {
+			res <- client.Cast(ctx, addr, req, driver.SendOptions{Retry: retry, ResendUnconfirmed: tc.resend})
+		}()
 		first := recv(t, copies, "the cast at the broker")
 		p.cut() // the confirm is lost with the connection
 		err := recv(t, res, "Cast")
 		want := 1
-		if retry == 0 {
-			if !errors.Is(err, driver.ErrDeliveryFailure) {
-				t.Errorf("Cast with Retry 0 and a lost confirm = %v, want ErrDeliveryFailure", err)
+		if !tc.resend {
+			if !errors.Is(err, driver.ErrUnconfirmed) {
+				t.Errorf("Cast with Retry %d and a lost confirm = %v, want ErrUnconfirmed", retry, err)
 			}
 		} else {
 			want = 2
 			if err != nil {
-				t.Errorf("Cast with Retry -1 and a lost confirm = %v, want nil", err)
+				t.Errorf("Cast with Retry -1, ResendUnconfirmed and a lost confirm = %v, want nil", err)
 			}
 			second := recv(t, copies, "the cast sent again")
 			if !bytes.Equal(first.Body, second.Body) {

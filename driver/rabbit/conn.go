@@ -82,8 +82,10 @@ func (c *Conn) Ping(ctx context.Context) error {
 // the reconnections (negative: until ctx is done); once exhausted the
 // error wraps driver.ErrDeliveryFailure, as it does when the broker
 // refuses to declare the exchange. A cast whose confirm was lost with
-// the connection is sent again only within opts.Retry, with the same
-// _unique_id. Other errors wrap ctx.Err() or are driver.ErrClosed.
+// the connection fails with an error wrapping driver.ErrUnconfirmed,
+// unless opts.ResendUnconfirmed allows sending it again within
+// opts.Retry, with the same _unique_id. Other errors wrap ctx.Err() or
+// are driver.ErrClosed.
 func (c *Conn) Cast(ctx context.Context, addr driver.Address, req *driver.Request, opts driver.SendOptions) error {
 	if c.closed() {
 		return driver.ErrClosed
@@ -118,7 +120,7 @@ func (c *Conn) Cast(ctx context.Context, addr driver.Address, req *driver.Reques
 	}
 	ctx, done := c.bind(ctx)
 	defer done()
-	if err := c.send(ctx, out, opts.Retry); err != nil {
+	if err := c.send(ctx, out, opts.Retry, opts.ResendUnconfirmed); err != nil {
 		return c.fail(ctx, out.what, err)
 	}
 	return nil
@@ -192,7 +194,7 @@ func (c *Conn) Call(ctx context.Context, addr driver.Address, req *driver.Reques
 
 	pc := w.register(req.MsgID)
 	defer w.unregister(req.MsgID, pc)
-	if err := c.send(ctx, out, opts.Retry); err != nil {
+	if err := c.send(ctx, out, opts.Retry, opts.ResendUnconfirmed); err != nil {
 		return nil, c.fail(ctx, what, err)
 	}
 	return pc.wait(ctx, c, opts.MonitorTimeout, what, w.queue)

@@ -107,7 +107,7 @@ func (c *Conn) reply(ctx context.Context, req *driver.Request, r *driver.Reply, 
 	defer done()
 	start := time.Now()
 	for {
-		err := c.send(ctx, out, -1)
+		err := c.send(ctx, out, -1, true) // a second copy of a reply is dropped by the caller
 		if err == nil || !final || !errors.Is(err, driver.ErrUndeliverable) {
 			return c.fail(ctx, what, err)
 		}

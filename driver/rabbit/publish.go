@@ -23,13 +23,20 @@ type outgoing struct {
 	what      string // "cast to topic x", for errors and logs
 }
 
-// lostError is a publish whose outcome is unknown: the connection or
-// channel failed before the broker confirmed it. Trying again may
-// deliver the message twice.
-type lostError struct{ err error }
+// lostError is a publish that failed with its connection or channel.
+// When sent is set the message was handed to the broker before the
+// failure and its outcome is unknown: trying again may deliver it
+// twice. Otherwise it never left, and trying again is safe.
+type lostError struct {
+	err  error
+	sent bool
+}
 
 func (e *lostError) Error() string {
-	return "connection lost before the broker confirmed: " + e.err.Error()
+	if e.sent {
+		return "connection lost before the broker confirmed: " + e.err.Error()
+	}
+	return "connection lost before publishing: " + e.err.Error()
 }
 func (e *lostError) Unwrap() error { return e.err }
 
@@ -151,7 +158,7 @@ func (p *publisher) open(ctx context.Context, l *link, decl *declarer) (*pubChan
 		if isContextError(err) || errors.Is(err, driver.ErrClosed) {
 			return nil, err
 		}
-		return nil, &lostError{err}
+		return nil, &lostError{err: err}
 	}
 	pc := &pubChan{
 		c:       p.c,
@@ -360,7 +367,7 @@ func (d *declarer) declare(ctx context.Context, ex *exchange) error {
 	case permanent(err):
 		return fmt.Errorf("declare exchange %q: %w", ex.name, err)
 	default:
-		return &lostError{fmt.Errorf("declare exchange %q: %w", ex.name, err)}
+		return &lostError{err: fmt.Errorf("declare exchange %q: %w", ex.name, err)}
 	}
 }
 
@@ -392,7 +399,7 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 		if isContextError(err) {
 			return err
 		}
-		return &lostError{err}
+		return &lostError{err: err}
 	}
 	select {
 	case <-dc.Done():
@@ -405,7 +412,7 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 			if cause == nil {
 				cause = amqp.ErrClosed
 			}
-			return &lostError{cause}
+			return &lostError{err: cause, sent: true}
 		}
 		return errNacked
 	}
@@ -422,13 +429,14 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 // send publishes out on the Conn's publishing connection, reconnecting
 // and publishing again after connection failures as retry allows: a
 // negative retry tries until ctx is done, 0 once, n n+1 times. A message
-// whose confirm was lost is sent again only within those retries, with
-// the same body (and so the same _unique_id). It returns nil once the
-// broker confirmed the message; an error wrapping
+// whose confirm was lost is sent again only when resend is set, within
+// those retries, with the same body (and so the same _unique_id);
+// otherwise send fails with an error wrapping driver.ErrUnconfirmed. It
+// returns nil once the broker confirmed the message; an error wrapping
 // driver.ErrUndeliverable for a returned mandatory message; an error
 // wrapping driver.ErrDeliveryFailure when the retries are exhausted or
 // the broker refused a declaration; driver.ErrClosed; or ctx.Err().
-func (c *Conn) send(ctx context.Context, out *outgoing, retry int) error {
+func (c *Conn) send(ctx context.Context, out *outgoing, retry int, resend bool) error {
 	failures := 0
 	for {
 		pc, err := c.pub.get(ctx)
@@ -444,6 +452,10 @@ func (c *Conn) send(ctx context.Context, out *outgoing, retry int) error {
 			return ctx.Err()
 		case permanent(err):
 			return fmt.Errorf("rabbit: %s: %w: %w", out.what, driver.ErrDeliveryFailure, err)
+		}
+		var lost *lostError
+		if errors.As(err, &lost) && lost.sent && !resend {
+			return fmt.Errorf("rabbit: %s: %w: %w", out.what, driver.ErrUnconfirmed, err)
 		}
 		failures++
 		if retry >= 0 && failures > retry {
