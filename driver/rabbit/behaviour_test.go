@@ -515,6 +515,10 @@ func TestRabbitPing(t *testing.T) {
 
 // TestRabbitReconnect cuts every connection of a client and a server
 // and checks that calls, casts and fanouts resume on the same queues.
+// The sends opt into re-sending unconfirmed messages: the first publish
+// after the cut may go out on the dead connection before the client
+// notices, and without the opt-in it would fail with ErrUnconfirmed
+// (TestRabbitLostConfirm covers that).
 func TestRabbitReconnect(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -534,7 +538,7 @@ func TestRabbitReconnect(t *testing.T) {
 		t.Helper()
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		if _, err := client.Call(cctx, addr, newCall("echo", `{"n": 1}`), driver.SendOptions{Retry: -1}); err != nil {
+		if _, err := client.Call(cctx, addr, newCall("echo", `{"n": 1}`), driver.SendOptions{Retry: -1, ResendUnconfirmed: true}); err != nil {
 			t.Fatalf("Call: %v", err)
 		}
 	}
@@ -542,7 +546,7 @@ func TestRabbitReconnect(t *testing.T) {
 	mine := []string{client.replies.queue, l.(*listener).queues[2].name}
 	p.cut()
 	call()
-	if err := client.Cast(ctx, driver.Address{Exchange: ex, Topic: tp, Fanout: true}, &driver.Request{Method: "fan"}, driver.SendOptions{Retry: -1}); err != nil {
+	if err := client.Cast(ctx, driver.Address{Exchange: ex, Topic: tp, Fanout: true}, &driver.Request{Method: "fan"}, driver.SendOptions{Retry: -1, ResendUnconfirmed: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := recv(t, casts, "fanout after reconnect"); got.Method != "fan" {
