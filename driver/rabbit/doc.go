@@ -49,10 +49,11 @@
 // Publishing uses publisher confirms: Cast returns once the broker has
 // taken the message. A server acknowledges each request before Next
 // returns it, so a request runs at most once, unless it is published
-// twice: a publish whose confirm is lost with its connection is sent
-// again only when the caller's retry count allows it, with the same
-// _unique_id, and listeners drop a _unique_id they have seen in the last
-// minute. Replies to a reply queue that does not exist are retried for
+// twice: a publish whose confirm is lost with its connection fails with
+// driver.ErrUnconfirmed, unless the caller set
+// SendOptions.ResendUnconfirmed (rpc.Retry); then it is sent again within
+// the retries, with the same _unique_id, and listeners drop a _unique_id
+// they have seen in the last minute. Replies to a reply queue that does not exist are retried for
 // kombu_missing_consumer_retry_timeout and then abandoned.
 //
 // # Connections and concurrency
