@@ -219,12 +219,24 @@ func (c *Client) newRequest(ctx context.Context, ci *callInfo, method string, ar
 	}, nil
 }
 
+// marshalJSON encodes v as compact JSON without escaping <, > and &,
+// as Python's json module writes them.
+func marshalJSON(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // encodeArgs encodes keyword arguments, which must form a JSON object.
 func encodeArgs(v any) (json.RawMessage, error) {
 	if v == nil {
 		return json.RawMessage("{}"), nil
 	}
-	raw, err := json.Marshal(v)
+	raw, err := marshalJSON(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding arguments: %w", err)
 	}

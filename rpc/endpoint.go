@@ -41,7 +41,10 @@ type HandlerFunc func(ctx context.Context, req *Request) (any, error)
 func (f HandlerFunc) ServeRPC(ctx context.Context, req *Request) (any, error) { return f(ctx, req) }
 
 // Middleware wraps a Handler, for logging, metrics or policy. Server
-// middleware wraps every dispatched method, outermost first.
+// middleware sees every request the server receives, outermost first,
+// including those no endpoint serves: the endpoint lookup happens at the
+// end of the chain, and its ErrNoSuchMethod or ErrUnsupportedVersion
+// error comes back through it.
 type Middleware func(Handler) Handler
 
 // Endpoint is a set of methods sharing a namespace and a version: an

@@ -495,3 +495,51 @@ func TestServeLifecycle(t *testing.T) {
 	_ = srv2.Close()
 	_ = srv2.Close() // idempotent
 }
+
+func TestMiddlewareSeesEveryRequest(t *testing.T) {
+	t.Parallel()
+	tr := newTransport(t)
+	type seen struct {
+		method string
+		err    error
+	}
+	got := make(chan seen, 4)
+	mw := func(next rpc.Handler) rpc.Handler {
+		return rpc.HandlerFunc(func(ctx context.Context, r *rpc.Request) (any, error) {
+			res, err := next.ServeRPC(ctx, r)
+			got <- seen{r.Method, err}
+			return res, err
+		})
+	}
+	order := make(chan string, 4)
+	tag := func(name string) rpc.Middleware {
+		return func(next rpc.Handler) rpc.Handler {
+			return rpc.HandlerFunc(func(ctx context.Context, r *rpc.Request) (any, error) {
+				order <- name
+				return next.ServeRPC(ctx, r)
+			})
+		}
+	}
+	ep := &rpc.Endpoint{}
+	rpc.Handle(ep, "ok", func(context.Context, struct{}) (string, error) { return "<a&b>", nil })
+	serve(t, newServer(t, tr, messaging.Target{Topic: "mw", Server: "s"}, []*rpc.Endpoint{ep},
+		rpc.WithMiddleware(tag("outer"), tag("inner")), rpc.WithMiddleware(mw)))
+	c := newClient(t, tr, messaging.Target{Topic: "mw"})
+	ctx := testContext(t)
+	res, err := rpc.Call[string](ctx, c, "ok", nil)
+	if err != nil || res != "<a&b>" {
+		t.Fatalf("Call(ok) = %q, %v", res, err)
+	}
+	if s := <-got; s.method != "ok" || s.err != nil {
+		t.Errorf("middleware saw %+v", s)
+	}
+	if a, b := <-order, <-order; a != "outer" || b != "inner" {
+		t.Errorf("middleware order %s, %s; want outer, inner", a, b)
+	}
+	if err := c.Call(ctx, "nosuch", nil, nil); !errors.Is(err, rpc.ErrNoSuchMethod) {
+		t.Fatalf("Call(nosuch) = %v", err)
+	}
+	if s := <-got; s.method != "nosuch" || !errors.Is(s.err, rpc.ErrNoSuchMethod) {
+		t.Errorf("middleware saw %+v for an unknown method, want ErrNoSuchMethod", s)
+	}
+}

@@ -347,16 +347,18 @@ func (s *Server) handle(ctx context.Context, d driver.Delivery) {
 
 // invoke runs the request's handler with heartbeats, middleware and
 // panic recovery.
+//
+// Middleware sees every request, also those that no endpoint serves: the
+// endpoint lookup happens inside the chain, and its error (matching
+// ErrNoSuchMethod or ErrUnsupportedVersion) comes back through it.
+// Heartbeats, when the caller asked for them, run from the start and are
+// stopped before invoke returns, so none follows the final reply.
 func (s *Server) invoke(ctx context.Context, d driver.Delivery, req *driver.Request, md messaging.Metadata, log *slog.Logger) (any, error) {
-	h, err := s.dispatcher.lookup(req.Method, req.Namespace, req.Version)
-	if err != nil {
-		return nil, err
-	}
 	if req.IsCall() && req.MonitorTimeout != nil {
 		stop := s.startHeartbeat(ctx, d, *req.MonitorTimeout, log)
 		defer stop()
 	}
-	ctx, err = s.cfg.serializer.DeserializeContext(ctx, md)
+	ctx, err := s.cfg.serializer.DeserializeContext(ctx, md)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: deserializing context: %w", err)
 	}
@@ -368,6 +370,13 @@ func (s *Server) invoke(ctx context.Context, d driver.Delivery, req *driver.Requ
 	if err != nil {
 		return nil, fmt.Errorf("rpc: deserializing arguments: %w", err)
 	}
+	var h Handler = HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+		eh, err := s.dispatcher.lookup(r.Method, r.Namespace, r.Version)
+		if err != nil {
+			return nil, err
+		}
+		return eh.ServeRPC(ctx, r)
+	})
 	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
 		h = s.cfg.middleware[i](h)
 	}
@@ -410,7 +419,7 @@ func (s *Server) encodeResult(ctx context.Context, result any) (json.RawMessage,
 	if err != nil {
 		return nil, fmt.Errorf("rpc: serializing result: %w", err)
 	}
-	raw, err := json.Marshal(v)
+	raw, err := marshalJSON(v)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: encoding result: %w", err)
 	}

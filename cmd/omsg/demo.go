@@ -94,6 +94,14 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 	p("go-oslo/messaging demo over %s (exchange %q, topic %q)", tr.URL(), exchange, cfg.Topic)
 
 	stepCtx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 15*time.Second) }
+	tp := newTopology(cfg.URL)
+	var before snapshot
+	if tp != nil {
+		if before, err = tp.snapshot(ctx); err != nil {
+			p("(cannot list the broker's topology: %v)", err)
+			tp = nil
+		}
+	}
 	events := make(chan demoEvent, 16)
 	p("")
 	p("== 1. Two RPC servers listen on topic %q", cfg.Topic)
@@ -184,7 +192,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 	p("client   <- %s (answered by %s)", res, got[0].server)
 
 	// 3. A call to server2.
-	res, err = call("3", "A call to server2 only (routing key test.server2)", client.Prepare(rpc.ToServer("server2")), map[string]string{"arg": "hello"})
+	res, err = call("3", "A call to server2 only (routing key "+cfg.Topic+".server2)", client.Prepare(rpc.ToServer("server2")), map[string]string{"arg": "hello"})
 	if err != nil {
 		return fmt.Errorf("call test on server2: %w", err)
 	}
@@ -215,6 +223,16 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 		return fmt.Errorf("the fanout reached %s and %s, want server1 and server2", got[0].server, got[1].server)
 	}
 	p("fanout reached server1 and server2")
+	if tp != nil {
+		p("")
+		p("== The broker now holds (the shared topic queue, one queue per server, one fanout")
+		p("   queue per server, the client's reply queue, the control and fanout exchanges):")
+		if now, err := tp.snapshot(ctx); err != nil {
+			p("(cannot list the broker's topology: %v)", err)
+		} else {
+			tp.print(p, now, before, cfg.Topic, exchange)
+		}
+	}
 
 	// 5. A version mismatch is rejected by the dispatcher.
 	p("")
@@ -249,6 +267,20 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 		p("server%d  stopped", i+1)
 	}
 	stops = nil
+	if err := tr.Close(); err != nil {
+		return fmt.Errorf("closing the transport: %w", err)
+	}
+	p("client   transport closed")
+	if tp != nil {
+		p("")
+		p("== What remains after a graceful stop (oslo keeps the topic and server queues")
+		p("   and the control exchange; fanout and reply queues are gone):")
+		if now, err := tp.snapshot(ctx); err != nil {
+			p("(cannot list the broker's topology: %v)", err)
+		} else {
+			tp.print(p, now, before, cfg.Topic, exchange)
+		}
+	}
 	p("")
 	p("demo complete")
 	return nil

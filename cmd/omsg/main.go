@@ -3,12 +3,23 @@
 // Usage:
 //
 //	omsg demo [--url URL] [--topic TOPIC] [--exchange EXCHANGE]
+//	omsg call --topic T [flags] METHOD [key=value ...]
+//	omsg cast --topic T [--fanout] [flags] METHOD [key=value ...]
+//	omsg serve --topic T --server S [flags]
 //
 // demo replays oslo.messaging's classic demonstration: two RPC servers
 // on one topic, a call answered by one of them, a call to a named
 // server, a fanout cast reaching both, a version mismatch rejected and
 // a remote error coming back. It runs over the in-process memory://
 // transport unless --url names another.
+//
+// call invokes a method on an RPC server and prints its result as
+// JSON; cast sends one without waiting for it to run; serve runs a
+// diagnostic RPC server (ping, echo, sleep, fail) that prints every
+// request it serves as a line of JSON. They use the bus named by --url,
+// else $OMSG_TRANSPORT_URL, else oslo's default
+// rabbit://guest:guest@localhost:5672/. "omsg <command> --help" describes
+// each command.
 package main
 
 import (
@@ -23,6 +34,7 @@ import (
 	"syscall"
 
 	_ "github.com/go-oslo/messaging/driver/memory"
+	_ "github.com/go-oslo/messaging/driver/rabbit"
 )
 
 // Exit codes.
@@ -34,6 +46,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default handling so that a
+	// second one ends the process even during a graceful drain.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -46,11 +61,27 @@ Usage:
       Replay oslo.messaging's RPC demonstration (two servers, call, call to a
       server, fanout cast, version mismatch, remote error) and print who sent
       what and who handled it. Default URL: memory:// (in-process).
+  omsg call --topic T [--server S] [--namespace N] [--version V] [--exchange E]
+            [--url URL] [--timeout 60s] [--context JSON] METHOD [key=value ...]
+      Call METHOD and print its result as JSON on stdout. Values are JSON
+      when valid JSON, else strings. Exit 1 on a remote error, 2 on a
+      timeout or transport error.
+  omsg cast [same flags as call] [--fanout] METHOD [key=value ...]
+      Send METHOD without waiting for it to run (--fanout: to every server).
+  omsg serve --topic T --server S [--namespace N] [--version V] [--exchange E] [--url URL]
+      Run a diagnostic RPC server (ping, echo, sleep, fail, oslo_rpc_server_ping)
+      that prints every request it serves as a JSON line on stdout.
   omsg help
       Show this help.
 
-Example:
+call, cast and serve use --url, else $OMSG_TRANSPORT_URL, else oslo's
+default: RabbitMQ on localhost:5672 as guest. Add --help to a command for
+its flags.
+
+Examples:
   omsg demo
+  omsg serve --topic omsg --server s1 &
+  omsg call --topic omsg --server s1 echo n=5 s=hello
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -61,6 +92,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		return runDemoCommand(ctx, args[1:], stdout, stderr)
+	case "call":
+		return runCallCommand(ctx, args[1:], stdout, stderr)
+	case "cast":
+		return runCastCommand(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServeCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
