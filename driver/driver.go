@@ -76,7 +76,8 @@ type Driver interface {
 // one messaging.Transport. It must be safe for concurrent use.
 //
 // Capabilities beyond this minimum are optional interfaces that a Conn
-// may implement, found by type assertion: [RPCConn] for request/reply.
+// may implement, found by type assertion: [RPCConn] for request/reply,
+// [NotifyConn] for notifications.
 type Conn interface {
 	// Ping checks that the broker can be reached, connecting if needed.
 	// It blocks until it knows or ctx is done.
