@@ -107,6 +107,7 @@ type SendOptions struct {
 	// Mandatory asks the broker to refuse, rather than drop, a message
 	// that no queue would receive: the send then fails with
 	// ErrUndeliverable (oslo's TransportOptions(at_least_once=True)).
+	// As in oslo, it does not apply to fanout casts.
 	Mandatory bool
 	// Retry bounds the connection-level retries of the publish: a
 	// negative value retries until the context is done, 0 does not

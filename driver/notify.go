@@ -59,7 +59,11 @@ type NotifyListener interface {
 }
 
 // A NotifyDelivery is one received notification. Exactly one of Ack
-// and Requeue should be called; further calls return an error.
+// and Requeue should be called; further calls return an error. After
+// the listener or its Conn is closed they fail with an error wrapping
+// ErrClosed, and after a lost connection with another error; in both
+// cases the broker delivers the notification again, so a caller should
+// treat it as acknowledged only when Ack returned nil.
 type NotifyDelivery interface {
 	// Notification returns the decoded notification. The caller may
 	// modify it.

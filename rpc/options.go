@@ -321,7 +321,8 @@ func Retry(n int) CallOption {
 
 // Mandatory makes a call or cast that no queue would receive fail at once
 // with messaging.ErrUndeliverable, instead of a cast being dropped and a
-// call timing out: oslo's TransportOptions(at_least_once=True).
+// call timing out: oslo's TransportOptions(at_least_once=True). As in
+// oslo, it does not apply to fanout casts.
 func Mandatory(on bool) CallOption {
 	return func(ci *callInfo) { ci.mandatory = on }
 }

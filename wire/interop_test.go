@@ -22,8 +22,9 @@ func runWire(t *testing.T, op string, cases, out any) {
 		t.Fatal(err)
 	}
 	in := map[string]any{
-		"op":       op,
-		"ids":      map[string]string{"msg_id": testMsgID, "unique_id": testUniqueID, "reply_q": testReplyQ},
+		"op": op,
+		"ids": map[string]string{"msg_id": testMsgID, "unique_id": testUniqueID, "reply_q": testReplyQ,
+			"notify_message_id": testNotifyMessageID},
 		"fixed_tb": fixedTB,
 		"cases":    cases,
 	}

@@ -1,6 +1,8 @@
 // Package wire encodes and decodes oslo.messaging's message format: the
-// "2.0" envelope, the RPC request and reply dictionaries, the flattened
-// _context_* keys and the serialized exceptions ("failures").
+// "2.0" envelope, the RPC request and reply dictionaries, notifications
+// (with the envelope, as oslo's messagingv2 driver sends them, or
+// without, as its messaging driver does), the flattened _context_* keys
+// and the serialized exceptions ("failures").
 //
 // Encoders produce the bytes that Python oslo.messaging 14.x publishes
 // for the same message (key order, ", " and ": " separators, strings

@@ -58,6 +58,38 @@
 //   - Persistent: topic and server queues keep, for the next listener,
 //     the messages sent while no listener consumed them and those a
 //     closed listener had been given but had not returned from Next.
+//
+// # Notifications
+//
+// When the connections implement [driver.NotifyConn], the suite also
+// checks notifications (the tests skip otherwise):
+//
+//   - NotifyRoundTrip: every field, in both formats (with and without
+//     the envelope), for every priority, payloads of every JSON kind and
+//     a context of every JSON type, arrives unchanged.
+//   - NotifyPriorities, NotifyBeforeListener: a notification goes to the
+//     queue "<topic>.<priority>" of its priority only, which Notify
+//     declares, so that it waits there for the first listener.
+//   - NotifySharedQueue, NotifyPools, NotifyTopics: listeners without a
+//     pool share their queue; each pool gets its own copy, shared by its
+//     listeners; topics are independent; one listener consumes several
+//     targets on several exchanges, with or without a pool.
+//   - NotifyRequeue, NotifyCloseRedelivers, NotifySettleOnce,
+//     NotifyPrefetch: a requeued notification is delivered again and
+//     acknowledged once; what a closed listener had not acknowledged goes
+//     to the next listener and can no longer be settled; a second Ack or
+//     Requeue fails; unacknowledged notifications count against the
+//     prefetch.
+//   - NotifyMalformed (with [Config.Inject]): messages that are not
+//     notifications are never returned.
+//   - NotifyListenerClose, NotifyClosedConn, NotifyInvalid: Next, Close
+//     and closed connections behave as for RPC listeners; unroutable
+//     notifications and targets are refused.
+//
+// Notification queues are named after their topic and priority only:
+// with RabbitMQ the queue "<topic>.<priority>" is shared by every
+// exchange it is bound to, so the suite gives every topic a unique name
+// rather than relying on exchanges to isolate notifications.
 package drivertest
 
 import (
@@ -90,6 +122,12 @@ type Config struct {
 	// creates, for brokers whose permissions are granted by name.
 	// Default: "drivertest".
 	Prefix string
+	// Inject, when set, publishes body as it is, with the properties
+	// the driver's peers give their messages, to exchange with
+	// routingKey, so that the suite can feed listeners messages that are
+	// not oslo notifications. It may call t.Fatal. Without it those
+	// checks are skipped.
+	Inject func(t *testing.T, exchange, routingKey string, body []byte)
 }
 
 // Features are the optional behaviours of a driver. The zero value
@@ -164,6 +202,20 @@ var tests = []struct {
 	{"HeartbeatKeepsCallAlive", testHeartbeatKeepsCallAlive},
 	{"HeartbeatTimeout", testHeartbeatTimeout},
 	{"Persistent", testPersistent},
+	{"NotifyRoundTrip", testNotifyRoundTrip},
+	{"NotifyPriorities", testNotifyPriorities},
+	{"NotifyBeforeListener", testNotifyBeforeListener},
+	{"NotifySharedQueue", testNotifySharedQueue},
+	{"NotifyPools", testNotifyPools},
+	{"NotifyTopics", testNotifyTopics},
+	{"NotifyRequeue", testNotifyRequeue},
+	{"NotifyCloseRedelivers", testNotifyCloseRedelivers},
+	{"NotifySettleOnce", testNotifySettleOnce},
+	{"NotifyPrefetch", testNotifyPrefetch},
+	{"NotifyMalformed", testNotifyMalformed},
+	{"NotifyListenerClose", testNotifyListenerClose},
+	{"NotifyClosedConn", testNotifyClosedConn},
+	{"NotifyInvalid", testNotifyInvalid},
 }
 
 // suite is the environment of one test: its configuration and its

@@ -24,7 +24,8 @@ type Broker struct {
 	// never held while waiting.
 	mu        sync.Mutex
 	exchanges map[string]*exchange
-	replies   map[string]*Conn // by reply queue name
+	replies   map[string]*Conn  // by reply queue name
+	pools     map[string]*queue // notification pool queues, by pool name
 }
 
 // NewBroker returns a new, empty broker, isolated from every other.
@@ -37,10 +38,11 @@ func NewBroker() *Broker {
 // closed when no longer needed.
 func (b *Broker) Conn() *Conn {
 	c := &Conn{
-		b:         b,
-		replyTo:   "reply_" + wire.NewID(),
-		waiters:   make(map[string]*waiter),
-		listeners: make(map[*listener]struct{}),
+		b:          b,
+		replyTo:    "reply_" + wire.NewID(),
+		waiters:    make(map[string]*waiter),
+		listeners:  make(map[*listener]struct{}),
+		nlisteners: make(map[*notifyListener]struct{}),
 	}
 	b.mu.Lock()
 	if b.replies == nil {
@@ -57,6 +59,11 @@ type exchange struct {
 	name   string
 	queues map[string]*queue   // topic and server queues, by routing key
 	fanout map[string][]*queue // fanout queues, by topic
+	// notify holds the notification queues "<topic>.<priority>", by
+	// routing key (their name); pools the pool queues bound to each
+	// notification routing key, in the order they were bound.
+	notify map[string]*queue
+	pools  map[string][]*queue
 }
 
 // exchangeLocked returns the exchange called name, declaring it if
@@ -67,7 +74,8 @@ func (b *Broker) exchangeLocked(name string) *exchange {
 		if b.exchanges == nil {
 			b.exchanges = make(map[string]*exchange)
 		}
-		ex = &exchange{name: name, queues: make(map[string]*queue), fanout: make(map[string][]*queue)}
+		ex = &exchange{name: name, queues: make(map[string]*queue), fanout: make(map[string][]*queue),
+			notify: make(map[string]*queue), pools: make(map[string][]*queue)}
 		b.exchanges[name] = ex
 	}
 	return ex
@@ -99,9 +107,10 @@ func (ex *exchange) removeFanoutLocked(topic string, q *queue) {
 	}
 }
 
-// message is an encoded request on its way to a server.
+// message is an encoded request on its way to a server, or an encoded
+// notification on its way to a listener.
 type message struct {
-	body    []byte    // as encoded by wire.EncodeRequest; never modified
+	body    []byte    // as encoded by package wire; never modified
 	expires time.Time // zero: never
 }
 
@@ -109,14 +118,24 @@ func (m message) expired(now time.Time) bool {
 	return !m.expires.IsZero() && !now.Before(m.expires)
 }
 
+// consumer is what a queue pushes its messages to: an RPC listener or a
+// notification listener. Its methods are called with Broker.mu held.
+type consumer interface {
+	// hasRoomLocked reports whether the consumer's prefetch limit allows
+	// one more message.
+	hasRoomLocked() bool
+	// pushLocked hands m, from q, to the consumer.
+	pushLocked(m message, q *queue)
+}
+
 // queue is a message queue with its consumers. Its fields are guarded
 // by Broker.mu.
 type queue struct {
 	name      string
-	fanout    bool        // a listener's private fanout queue
-	backlog   []message   // messages not yet pushed to a consumer, oldest first
-	consumers []*listener // in order of arrival
-	next      int         // index in consumers of the next one to serve
+	fanout    bool       // a listener's private fanout queue
+	backlog   []message  // messages not yet pushed to a consumer, oldest first
+	consumers []consumer // in order of arrival
+	next      int        // index in consumers of the next one to serve
 }
 
 // enqueueLocked appends m to q and pushes what it can to the consumers.
@@ -146,7 +165,7 @@ func (q *queue) dispatchLocked(now time.Time) {
 
 // pickLocked returns the next consumer in turn with room for a message,
 // or nil.
-func (q *queue) pickLocked() *listener {
+func (q *queue) pickLocked() consumer {
 	n := len(q.consumers)
 	for i := range n {
 		j := (q.next + i) % n
@@ -159,13 +178,13 @@ func (q *queue) pickLocked() *listener {
 }
 
 // addConsumerLocked appends l to the consumers of q.
-func (q *queue) addConsumerLocked(l *listener) {
+func (q *queue) addConsumerLocked(l consumer) {
 	q.consumers = append(q.consumers, l)
 }
 
 // removeConsumerLocked removes l from the consumers of q, keeping the
 // turn of the others.
-func (q *queue) removeConsumerLocked(l *listener) {
+func (q *queue) removeConsumerLocked(l consumer) {
 	for i, x := range q.consumers {
 		if x != l {
 			continue
@@ -193,7 +212,7 @@ func (q *queue) requeueLocked(ms []message) {
 
 // publishLocked routes a request to the queues bound to addr. Without a
 // queue, the message is dropped, or refused with ErrUndeliverable if
-// mandatory.
+// mandatory and not a fanout.
 func (b *Broker) publishLocked(addr driver.Address, m message, mandatory bool, now time.Time) error {
 	ex := b.exchanges[addr.Exchange]
 	if addr.Fanout {
@@ -202,11 +221,7 @@ func (b *Broker) publishLocked(addr driver.Address, m message, mandatory bool, n
 			qs = ex.fanout[addr.Topic]
 		}
 		if len(qs) == 0 {
-			if mandatory {
-				return fmt.Errorf("memory: no fanout queue for topic %q on exchange %q: %w",
-					addr.Topic, addr.Exchange, driver.ErrUndeliverable)
-			}
-			return nil
+			return nil // as oslo, mandatory does not apply to fanout
 		}
 		for _, q := range qs {
 			q.enqueueLocked(m, now)

@@ -12,8 +12,8 @@ import (
 )
 
 // Conn is a connection to a [Broker]. It implements [driver.RPCConn]
-// and is safe for concurrent use. Get one from [Broker.Conn] or, through
-// the registry, from [Driver.Open].
+// and [driver.NotifyConn] and is safe for concurrent use. Get one from
+// [Broker.Conn] or, through the registry, from [Driver.Open].
 //
 // Closing a Conn closes its listeners, fails its calls in progress with
 // [driver.ErrClosed] and deletes its reply queue.
@@ -22,12 +22,16 @@ type Conn struct {
 	replyTo string // name of the reply queue; immutable
 
 	// Guarded by b.mu:
-	closed    bool
-	waiters   map[string]*waiter // calls in progress, by msg id
-	listeners map[*listener]struct{}
+	closed     bool
+	waiters    map[string]*waiter // calls in progress, by msg id
+	listeners  map[*listener]struct{}
+	nlisteners map[*notifyListener]struct{}
 }
 
-var _ driver.RPCConn = (*Conn)(nil)
+var (
+	_ driver.RPCConn    = (*Conn)(nil)
+	_ driver.NotifyConn = (*Conn)(nil)
+)
 
 // waiter is a call in progress. Its channels belong to the goroutine of
 // the call, which creates them; the broker only sends to them, without
@@ -57,11 +61,11 @@ func (c *Conn) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes c and its listeners, fails the calls in progress on c
-// with an error wrapping [driver.ErrClosed], and deletes c's reply
-// queue, so that replies still to come fail with
-// [driver.ErrUndeliverable]. It does not block and is idempotent: it
-// always returns nil.
+// Close closes c and its listeners, RPC and notification listeners
+// alike, fails the calls in progress on c with an error wrapping
+// [driver.ErrClosed], and deletes c's reply queue, so that replies still
+// to come fail with [driver.ErrUndeliverable]. It does not block and is
+// idempotent: it always returns nil.
 func (c *Conn) Close() error {
 	b := c.b
 	b.mu.Lock()
@@ -73,6 +77,9 @@ func (c *Conn) Close() error {
 	delete(b.replies, c.replyTo)
 	now := time.Now()
 	for l := range c.listeners {
+		l.closeLocked(now)
+	}
+	for l := range c.nlisteners {
 		l.closeLocked(now)
 	}
 	for id, w := range c.waiters {

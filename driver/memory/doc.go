@@ -31,8 +31,22 @@
 // there and go to the next listener. A fanout queue is deleted when its
 // listener closes, with the messages it held.
 //
-// Exchanges are created by the first listener and are isolated from one
-// another, fanout included.
+// Exchanges are created by the first listener or notification and are
+// isolated from one another, fanout included.
+//
+// Notifications have queues of their own, as oslo.messaging's
+// notifier and notification listeners declare them:
+//
+//   - the queue "<topic>.<priority>" of an exchange, declared by
+//     [Conn.Notify] (so that notifications sent before any listener
+//     exists wait there) and by the listeners without a pool, which
+//     share its messages;
+//   - one queue per pool, named after the pool and shared by the whole
+//     broker, bound to every "<topic>.<priority>" of its listeners'
+//     targets on their exchanges: each pool gets its own copy of every
+//     notification, shared by the listeners of the pool.
+//
+// These queues and bindings persist after their listeners close.
 //
 // # Delivery semantics
 //
@@ -58,6 +72,18 @@
 // expired request still in a queue is dropped instead of delivered, as
 // RabbitMQ does with the expiration property of oslo's requests.
 //
+// Notifications, by contrast, are delivered at least once: Next returns
+// them unacknowledged, and they stay the listener's until
+// [driver.NotifyDelivery.Ack] (the broker forgets them) or
+// [driver.NotifyDelivery.Requeue] (they go back to the front of their
+// queue, to be delivered again to the next listener in turn, possibly
+// the same one). Those not settled when their listener or connection
+// closes go back to the front of their queues, in their order, and
+// their deliveries can no longer be settled. A Prefetch limit counts the
+// notifications not yet settled, whether Next returned them or not.
+// Queues push notifications round robin, as they push requests. There
+// is no duplicate filter.
+//
 // Replies go to the reply queue of the calling connection, which routes
 // them to the waiting call by message id. A reply or heartbeat for a
 // call that is no longer waiting is dropped; a reply to a closed
@@ -65,21 +91,30 @@
 //
 // # Encoding
 //
-// Every message is encoded by package wire when it is sent and decoded
-// when it is received, as it would be for a network broker: what cannot
-// be encoded fails here too, and receivers never share memory with
-// senders.
+// Every message, notifications included (with or without the envelope,
+// as [driver.NotifyOptions.Envelope] says), is encoded by package wire
+// when it is sent and decoded when it is received, as it would be for a
+// network broker: what cannot be encoded fails here too, and receivers
+// never share memory with senders.
 //
 // # Differences from RabbitMQ
 //
 //   - Fanout is scoped by exchange. RabbitMQ's fanout exchanges are
 //     named "<topic>_fanout" and shared by every control exchange.
+//   - The notification queue "<topic>.<priority>" is scoped by exchange.
+//     On RabbitMQ a queue name is unique in its virtual host, so the
+//     queue of a topic and priority is shared by every exchange it is
+//     bound to; pool queues are shared by the whole broker on both.
+//   - Topic, server and notification queues are kept apart: on RabbitMQ
+//     the server queue of topic "t" and server "info" would be the
+//     notification queue "t.info".
 //   - Nothing survives the process, and no queue expires: RabbitMQ
 //     deletes unused fanout and reply queues after 30 minutes.
 //   - A reply to a connection that is gone fails at once; oslo retries
 //     such replies for a minute before giving up.
 //   - There is no size limit, no connection failure and therefore no
-//     retry: [driver.SendOptions.Retry] is ignored.
+//     retry: [driver.SendOptions.Retry] and [driver.NotifyOptions.Retry]
+//     are ignored, and so is ResendUnconfirmed.
 //   - Expired messages are dropped when they reach the front of a queue
 //     or a listener takes them, never in the background.
 //

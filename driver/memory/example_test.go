@@ -95,3 +95,49 @@ func ExampleDriver() {
 	fmt.Println(target.Exchange, d.Request().Method, d.Request().IsCall())
 	// Output: openstack update_stats false
 }
+
+// A notification sent before any listener exists waits in the queue
+// "<topic>.<priority>" that Notify declares; a listener then takes it
+// and acknowledges it once handled.
+func ExampleConn_Notify() {
+	b := memory.NewBroker()
+	notifier, consumer := b.Conn(), b.Conn()
+	defer notifier.Close()
+	defer consumer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	n := &driver.Notification{
+		MessageID:   wire.NewUUID(),
+		PublisherID: "compute.host1",
+		EventType:   "compute.instance.create.end",
+		Priority:    "INFO",
+		Payload:     json.RawMessage(`{"instance_id": "i-1"}`),
+		Timestamp:   time.Date(2026, 11, 21, 4, 49, 35, 23246000, time.UTC).Format("2006-01-02 15:04:05.000000"),
+		UniqueID:    wire.NewID(),
+	}
+	addr := driver.Address{Exchange: "openstack", Topic: "notifications"}
+	if err := notifier.Notify(ctx, addr, n, driver.NotifyOptions{Envelope: true}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	targets := []driver.NotifyTarget{{Exchange: "openstack", Topic: "notifications", Priorities: []string{"info"}}}
+	l, err := consumer.ListenNotifications(ctx, targets, "", driver.ListenOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+	d, err := l.Next(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	got := d.Notification()
+	fmt.Println(got.Priority, got.EventType, string(got.Payload), got.Timestamp)
+	if err := d.Ack(); err != nil {
+		fmt.Println(err)
+	}
+	// Output: INFO compute.instance.create.end {"instance_id": "i-1"} 2026-11-21 04:49:35.023246
+}

@@ -8,7 +8,8 @@ import (
 )
 
 // TestRabbitConformance runs the driver conformance suite, every feature
-// declared, in a virtual host of its own.
+// declared and the notification tests included, in a virtual host of
+// its own.
 func TestRabbitConformance(t *testing.T) {
 	e := newEnv(t)
 	// Replies to a closed caller give up after 1 s instead of 60.
@@ -19,5 +20,9 @@ func TestRabbitConformance(t *testing.T) {
 			return openURL(t, raw)
 		},
 		Features: drivertest.Features{Heartbeat: true, Mandatory: true, Persistent: true},
+		// Messages that are not oslo's, published as oslo publishes.
+		Inject: func(t *testing.T, exchange, routingKey string, body []byte) {
+			inject(t, e.rawFor(t), exchange, routingKey, body, nil)
+		},
 	})
 }

@@ -14,12 +14,13 @@ import (
 
 // Conn is a connection to a RabbitMQ broker (or a cluster of them, with
 // failover) that speaks oslo.messaging's protocol. It implements
-// driver.RPCConn. It is safe for concurrent use.
+// driver.RPCConn and driver.NotifyConn. It is safe for concurrent use.
 //
 // A Conn uses separate AMQP connections for publishing (one, shared by
-// every call, cast and reply), for the reply queue of its calls (one,
-// opened at the first Call) and for each [Conn.Listen]. Each reconnects
-// on its own after a failure.
+// every call, cast, reply and notification), for the reply queue of its
+// calls (one, opened at the first Call) and for each [Conn.Listen] and
+// [Conn.ListenNotifications]. Each reconnects on its own after a
+// failure.
 type Conn struct {
 	s    *settings
 	ring *hostRing
@@ -38,7 +39,7 @@ type Conn struct {
 	replies *replyWaiter // nil until the first Call
 
 	lmu       sync.Mutex
-	listeners map[*listener]struct{}
+	listeners map[*consumer]struct{} // of RPC and notification listeners
 }
 
 // New returns a Conn configured by cfg. It does no network I/O and
@@ -53,7 +54,7 @@ func New(cfg Config) (*Conn, error) {
 		s:         s,
 		ring:      newHostRing(s.hosts, s.shuffle),
 		dead:      newDeadQueues(),
-		listeners: map[*listener]struct{}{},
+		listeners: map[*consumer]struct{}{},
 	}
 	c.base, c.stop = context.WithCancel(context.Background())
 	c.pub = &publisher{c: c}
@@ -108,7 +109,9 @@ func (c *Conn) Cast(ctx context.Context, addr driver.Address, req *driver.Reques
 	if err != nil {
 		return fmt.Errorf("rabbit: cast %s: %w", r.Method, err)
 	}
-	out := &outgoing{mandatory: opts.Mandatory, msg: msg}
+	// oslo never sets the mandatory flag on fanout casts: a fanout to a
+	// topic without servers is dropped, whatever the caller asked.
+	out := &outgoing{mandatory: opts.Mandatory && !addr.Fanout, msg: msg}
 	if addr.Fanout {
 		out.declare = fanoutExchange(addr.Topic)
 		out.exchange, out.key = out.declare.name, ""
@@ -234,11 +237,12 @@ func (c *Conn) Listen(ctx context.Context, addr driver.Address, opts driver.List
 	return l, nil
 }
 
-// Close closes the Conn: listeners stop consuming and delete their
-// fanout queues, the reply queue is deleted, calls in progress fail with
-// driver.ErrClosed, every connection is closed and every goroutine the
-// Conn started has returned. Network steps are bounded by a few
-// seconds. Close is idempotent and returns nil.
+// Close closes the Conn: listeners, notification listeners included,
+// stop consuming (the broker requeues what they had not acknowledged)
+// and delete their fanout queues, the reply queue is deleted, calls in
+// progress fail with driver.ErrClosed, every connection is closed and
+// every goroutine the Conn started has returned. Network steps are
+// bounded by a few seconds. Close is idempotent and returns nil.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.stop()
@@ -246,14 +250,14 @@ func (c *Conn) Close() error {
 		c.stopping = true
 		c.gmu.Unlock()
 		c.lmu.Lock()
-		ls := make([]*listener, 0, len(c.listeners))
+		ls := make([]*consumer, 0, len(c.listeners))
 		for l := range c.listeners {
 			ls = append(ls, l)
 		}
 		c.lmu.Unlock()
 		var wg sync.WaitGroup
 		for _, l := range ls {
-			wg.Go(func() { _ = l.Close() })
+			wg.Go(l.stop)
 		}
 		wg.Wait()
 		// The reply waiter sees c.base done, deletes its queue and

@@ -190,14 +190,21 @@ func (e *env) amqpURL() string {
 // for observing and injecting messages.
 func (e *env) raw() *amqp.Channel {
 	e.t.Helper()
+	return e.rawFor(e.t)
+}
+
+// rawFor is raw for t, a subtest of the env's test: the connection is
+// closed when t ends.
+func (e *env) rawFor(t *testing.T) *amqp.Channel {
+	t.Helper()
 	conn, err := amqp.Dial(e.amqpURL())
 	if err != nil {
-		e.t.Fatalf("raw dial: %v", err)
+		t.Fatalf("raw dial: %v", err)
 	}
-	e.t.Cleanup(func() { _ = conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	ch, err := conn.Channel()
 	if err != nil {
-		e.t.Fatalf("raw channel: %v", err)
+		t.Fatalf("raw channel: %v", err)
 	}
 	return ch
 }

@@ -15,7 +15,10 @@ import (
 
 // outgoing is one message to publish.
 type outgoing struct {
-	declare   *exchange // declared first; nil for the default exchange
+	declare *exchange // declared first; nil for the default exchange
+	// queue, when set, is declared and bound to declare next, as oslo's
+	// notifier declares the queue of each notification it sends.
+	queue     *queue
 	exchange  string
 	key       string
 	mandatory bool
@@ -335,13 +338,30 @@ func (pc *pubChan) returnOf(w *returned) (bool, uint16, string) {
 // exchanges, which the broker may remove at any time, are declared
 // before every publish.
 func (d *declarer) declare(ctx context.Context, ex *exchange) error {
-	cache := !ex.autoDelete
+	return d.run(ctx, "exchange\x00"+ex.name, !ex.autoDelete, fmt.Sprintf("exchange %q", ex.name),
+		func(ch *amqp.Channel) error { return declareExchange(ch, ex) })
+}
+
+// declareQueue declares q and binds it to its exchange, which must be
+// declared already, once per publishing channel, as oslo's notifier
+// does for the queue of each (exchange, routing key) it sends to.
+// Auto-delete queues are declared before every publish.
+func (d *declarer) declareQueue(ctx context.Context, q *queue) error {
+	key := "queue\x00" + exchangeOf(q) + "\x00" + q.key + "\x00" + q.name
+	return d.run(ctx, key, !q.autoDelete, fmt.Sprintf("queue %q", q.name),
+		func(ch *amqp.Channel) error { return declareBoundQueue(ch, q) })
+}
+
+// run runs the declaration f on the declarer's channel, opening one if
+// needed, unless cache is set and key was declared on this publishing
+// channel already. what names the declared object in errors.
+func (d *declarer) run(ctx context.Context, key string, cache bool, what string, f func(*amqp.Channel) error) error {
 	// The lock is taken by the guarded goroutine, which may outlive
 	// this call.
 	err := d.c.guard(ctx, d.link, func() error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if cache && d.declared[ex.name] {
+		if cache && d.declared[key] {
 			return nil
 		}
 		if d.ch == nil || d.ch.IsClosed() {
@@ -351,11 +371,11 @@ func (d *declarer) declare(ctx context.Context, ex *exchange) error {
 			}
 			d.ch = ch
 		}
-		if err := declareExchange(d.ch, ex); err != nil {
+		if err := f(d.ch); err != nil {
 			return err
 		}
 		if cache {
-			d.declared[ex.name] = true
+			d.declared[key] = true
 		}
 		return nil
 	})
@@ -365,9 +385,9 @@ func (d *declarer) declare(ctx context.Context, ex *exchange) error {
 	case isContextError(err), errors.Is(err, driver.ErrClosed):
 		return err
 	case permanent(err):
-		return fmt.Errorf("declare exchange %q: %w", ex.name, err)
+		return fmt.Errorf("declare %s: %w", what, err)
 	default:
-		return &lostError{err: fmt.Errorf("declare exchange %q: %w", ex.name, err)}
+		return &lostError{err: fmt.Errorf("declare %s: %w", what, err)}
 	}
 }
 
@@ -378,6 +398,11 @@ func (d *declarer) declare(ctx context.Context, ex *exchange) error {
 func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 	if out.declare != nil {
 		if err := pc.decl.declare(ctx, out.declare); err != nil {
+			return err
+		}
+	}
+	if out.queue != nil {
+		if err := pc.decl.declareQueue(ctx, out.queue); err != nil {
 			return err
 		}
 	}

@@ -11,12 +11,14 @@ import (
 
 // The broker objects of oslo's rabbit driver:
 //
-//	control exchange  <exchange>                topic, durable/auto_delete per options
-//	topic queue       <topic>                   bound with key <topic>
-//	server queue      <topic>.<server>          bound with key <topic>.<server>
-//	fanout exchange   <topic>_fanout            fanout, not durable, auto_delete
-//	fanout queue      <topic>_fanout_<32 hex>   one per listener, x-expires, key <topic>
-//	reply queue       reply_<32 hex>            one per Conn, x-expires, default exchange
+//	control exchange    <exchange>                topic, durable/auto_delete per options
+//	topic queue         <topic>                   bound with key <topic>
+//	server queue        <topic>.<server>          bound with key <topic>.<server>
+//	fanout exchange     <topic>_fanout            fanout, not durable, auto_delete
+//	fanout queue        <topic>_fanout_<32 hex>   one per listener, x-expires, key <topic>
+//	reply queue         reply_<32 hex>            one per Conn, x-expires, default exchange
+//	notification queue  <topic>.<priority>        as a topic queue, bound with key <topic>.<priority>
+//	pool queue          <pool>                    as a topic queue, bound with every <topic>.<priority> of its listeners
 
 // exchange describes an exchange declaration.
 type exchange struct {
@@ -62,7 +64,16 @@ func fanoutExchange(topic string) *exchange {
 
 // topicQueue is a queue shared by the servers of a topic, or a server's
 // own queue, bound to the control exchange with its own name as key.
+// Notification queues "<topic>.<priority>" are declared the same way.
 func (s *settings) topicQueue(ex *exchange, name string) *queue {
+	return s.sharedQueue(ex, name, name)
+}
+
+// sharedQueue is a queue declared as oslo's topic consumers declare
+// theirs (flags and arguments from the options, no x-expires), bound to
+// ex with key. Pool queues of notification listeners are bound so to
+// every key they listen to.
+func (s *settings) sharedQueue(ex *exchange, name, key string) *queue {
 	args := amqp.Table{}
 	if s.ha {
 		args["x-ha-policy"] = "all"
@@ -79,7 +90,7 @@ func (s *settings) topicQueue(ex *exchange, name string) *queue {
 			args["x-max-in-memory-bytes"] = intArg(s.maxMemoryBytes)
 		}
 	}
-	return &queue{name: name, durable: s.durable, autoDelete: s.autoDelete, args: args, bind: ex, key: name}
+	return &queue{name: name, durable: s.durable, autoDelete: s.autoDelete, args: args, bind: ex, key: key}
 }
 
 // transientArgs are the arguments of reply and fanout queues.
@@ -138,6 +149,12 @@ func declareQueue(ch *amqp.Channel, q *queue) error {
 	if err := declareExchange(ch, q.bind); err != nil {
 		return err
 	}
+	return declareBoundQueue(ch, q)
+}
+
+// declareBoundQueue declares q and its binding, its exchange being
+// declared already.
+func declareBoundQueue(ch *amqp.Channel, q *queue) error {
 	if _, err := ch.QueueDeclare(q.name, q.durable, q.autoDelete, false, false, q.args); err != nil {
 		return err
 	}

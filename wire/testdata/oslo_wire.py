@@ -8,9 +8,11 @@
 #
 # Bodies are captured where the rabbit driver hands them to kombu
 # (Producer._publish, after kombu's json serializer ran), while the real
-# RPC client and server run over kombu's in-memory transport. Random ids
-# are then replaced by the fixed ids the Go side uses.
+# RPC client and server, and the real Notifier, run over kombu's
+# in-memory transport. Random ids are then replaced by the fixed ids the
+# Go side uses, and notifications are sent at a fixed time.
 
+import datetime
 import json
 import os
 import sys
@@ -401,7 +403,71 @@ def op_process_replies(cases):
     return out
 
 
-OPS = {'requests': op_requests, 'envelopes': op_envelopes,
+NOTIFY_TRANSPORT = None
+
+
+def notify_transport():
+    global NOTIFY_TRANSPORT
+    if NOTIFY_TRANSPORT is None:
+        NOTIFY_TRANSPORT = om.get_notification_transport(
+            cfg.CONF, url='kombu+memory:////')
+    return NOTIFY_TRANSPORT
+
+
+def normalize_notification(body, enveloped):
+    """Replaces the random message_id and _unique_id of a notification
+    body by the fixed ones."""
+    inner = inner_of(body) if enveloped else kombu_loads(body)
+    for key, fixed in (('message_id', IDS.get('notify_message_id')),
+                       ('_unique_id', IDS.get('unique_id'))):
+        old = inner.get(key)
+        if old and fixed:
+            body = body.replace(old, fixed)
+    return body
+
+
+def op_notifications(cases):
+    """Sends each notification with the real Notifier, once with the
+    messaging (v1) driver and once with messagingv2, at the case's
+    timestamp; returns the bodies, and decodes the Go bodies with
+    deserialize_msg."""
+    from oslo_utils import timeutils
+    out = {}
+    for case in cases:
+        ctxt = json.loads(case['context'])
+        payload = json.loads(case['payload'])
+        res = {}
+        for driver, key in (('messaging', 'legacy'), ('messagingv2', 'body')):
+            when = datetime.datetime.fromisoformat(case['timestamp'])
+            timeutils.set_time_override(when)
+            try:
+                notifier = om.Notifier(notify_transport(),
+                                       publisher_id=case['publisher_id'],
+                                       driver=driver, topics=[case['topic']])
+                CAPTURE.take()
+                getattr(notifier, case['priority'].lower())(
+                    ctxt, case['event_type'], payload)
+                published = CAPTURE.take()
+            finally:
+                timeutils.clear_time_override()
+            assert len(published) == 1, published
+            pub = published[0]
+            res[key] = normalize_notification(pub['body'], key == 'body')
+            res[key + '_exchange'] = pub['exchange']
+            res[key + '_routing_key'] = pub['routing_key']
+            res[key + '_content_type'] = pub['content_type']
+        # The v1 body is the v2 message without its envelope.
+        assert legacy_of(res['body']) == res['legacy'], res
+        py_msg = rpc_common.deserialize_msg(kombu_loads(res['body']))
+        for name in ('go_body', 'go_legacy'):
+            go_msg = rpc_common.deserialize_msg(kombu_loads(case[name]))
+            res[name + '_equal'] = go_msg == py_msg
+            res[name + '_decoded'] = go_msg
+        out[case['name']] = res
+    return out
+
+
+OPS = {'requests': op_requests, 'notifications': op_notifications, 'envelopes': op_envelopes,
        'process_replies': op_process_replies, 'replies': op_replies,
        'failures': op_failures, 'deserialize_failures': op_deserialize_failures,
        'server': op_server}
@@ -421,6 +487,8 @@ def finite(obj):
 INF = float('inf')
 result = OPS[REQ['op']](REQ['cases'])
 TRANSPORT.cleanup()
+if NOTIFY_TRANSPORT is not None:
+    NOTIFY_TRANSPORT.cleanup()
 json.dump(finite(result), sys.stdout, allow_nan=False)
 sys.stdout.flush()
 # The driver's reply and heartbeat threads would keep the interpreter
