@@ -46,6 +46,9 @@ echo
 
 count_status=0
 bash scripts/count-integration.sh "$log" || count_status=$?
+# Suites that count their own cases print a line ending in "cases run: N
+# passed, M failed"; show them.
+grep -E '^[a-z ]*cases run: [0-9]+ passed, [0-9]+ failed' "$log" || true
 
 # go test's closing lines: failed tests, then one result line per package.
 echo
