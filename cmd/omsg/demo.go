@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-oslo/messaging"
+	"github.com/go-oslo/messaging/notify"
 	"github.com/go-oslo/messaging/rpc"
 )
 
@@ -258,8 +259,13 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 	}
 	p("client   <- remote error %s: %s", re.Name(), re.Message)
 
+	// 7. A notification emitted and received.
+	if err := demoNotification(ctx, tr, cfg, p); err != nil {
+		return err
+	}
+
 	p("")
-	p("== 7. Servers shut down gracefully")
+	p("== 8. Servers shut down gracefully")
 	for i, stop := range stops {
 		if err := stop(); err != nil {
 			return fmt.Errorf("server%d shutdown: %w", i+1, err)
@@ -284,6 +290,76 @@ func runDemo(ctx context.Context, out io.Writer, cfg demoConfig) error {
 	p("")
 	p("demo complete")
 	return nil
+}
+
+// demoNotification emits compute.instance.create.end at priority info
+// through a messagingv2 notifier and shows a billing listener receiving
+// it. It uses a topic of its own, "<topic>_notifications", so that the
+// demo never consumes a real bus's notifications.
+func demoNotification(ctx context.Context, tr *messaging.Transport, cfg demoConfig, p func(string, ...any)) error {
+	topic := cfg.Topic + "_notifications"
+	p("")
+	p("== 7. A notification is emitted and a listener receives it")
+	got := make(chan *notify.Notification, 1)
+	billing := &notify.Endpoint{Info: func(ctx context.Context, n *notify.Notification) error {
+		select {
+		case got <- n:
+		default:
+		}
+		return nil
+	}}
+	lis, err := notify.NewListener(tr, []messaging.Target{{Exchange: cfg.Exchange, Topic: topic}}, []*notify.Endpoint{billing})
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := lis.Listen(lctx); err != nil {
+		return fmt.Errorf("notification listener: %w", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- lis.Serve(ctx) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := lis.Shutdown(sctx); err != nil {
+			_ = lis.Close()
+		}
+		if err := <-served; !errors.Is(err, notify.ErrListenerClosed) {
+			p("(listener stopped with %v)", err)
+		}
+	}()
+	p("billing  listening on %s.info", topic)
+
+	n, err := notify.NewNotifier(tr, "compute.server1", notify.WithTopics(topic), notify.WithSinks(notify.MessagingV2()),
+		notify.WithExchange(cfg.Exchange))
+	if err != nil {
+		return err
+	}
+	payload := map[string]any{"instance_id": "i-1", "flavor": "m1.small"}
+	nctx := messaging.NewOutgoingContext(lctx, messaging.Metadata{"request_id": "req-1", "auth_token": "not sent"})
+	p("server1  -> notify info compute.instance.create.end %s (publisher compute.server1)", mustJSON(payload))
+	if err := n.Info(nctx, "compute.instance.create.end", payload); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	select {
+	case r := <-got:
+		keys := make([]string, 0, len(r.Context))
+		for k := range r.Context {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		p("billing  <- %s %s from %s: %s (context keys %s: auth_token is never sent)", r.Priority, r.EventType, r.PublisherID,
+			r.Payload, strings.Join(keys, ","))
+	case <-lctx.Done():
+		return errors.New("the notification was not received")
+	}
+	return nil
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // kwargs prints keyword arguments as Python would pass them.

@@ -13,13 +13,13 @@ import (
 	"github.com/go-oslo/messaging/driver"
 )
 
-// exitUnavailable is the exit code of call, cast and serve when the
+// exitUnavailable is the exit code of every command when the
 // broker cannot be reached, does not take a message, or no reply comes
 // in time.
 const exitUnavailable = 2
 
 // urlEnv names the environment variable that holds the default
-// transport URL of call, cast and serve.
+// transport URL of every command.
 const urlEnv = "OMSG_TRANSPORT_URL"
 
 // defaultTransportURL is oslo's default transport_url, used when

@@ -6,6 +6,8 @@
 //	omsg call --topic T [flags] METHOD [key=value ...]
 //	omsg cast --topic T [--fanout] [flags] METHOD [key=value ...]
 //	omsg serve --topic T --server S [flags]
+//	omsg notify --publisher-id P --event-type E [flags] PAYLOAD_JSON
+//	omsg listen [--topic T] [--pool P] [--priority P,...] [--event-type GLOB] [flags]
 //
 // demo replays oslo.messaging's classic demonstration: two RPC servers
 // on one topic, a call answered by one of them, a call to a named
@@ -16,7 +18,9 @@
 // call invokes a method on an RPC server and prints its result as
 // JSON; cast sends one without waiting for it to run; serve runs a
 // diagnostic RPC server (ping, echo, sleep, fail) that prints every
-// request it serves as a line of JSON. They use the bus named by --url,
+// request it serves as a line of JSON. notify sends a notification, as
+// oslo's Notifier does; listen prints every notification it receives as
+// a line of JSON. They use the bus named by --url,
 // else $OMSG_TRANSPORT_URL, else oslo's default
 // rabbit://guest:guest@localhost:5672/. "omsg <command> --help" describes
 // each command.
@@ -71,17 +75,29 @@ Usage:
   omsg serve --topic T --server S [--namespace N] [--version V] [--exchange E] [--url URL]
       Run a diagnostic RPC server (ping, echo, sleep, fail, oslo_rpc_server_ping)
       that prints every request it serves as a JSON line on stdout.
+  omsg notify --publisher-id P --event-type E [--priority info] [--topic T]
+              [--format v2|v1] [--context JSON] [--exchange E] [--url URL]
+              [--timeout 60s] PAYLOAD_JSON
+      Send a notification, as oslo's Notifier does (default topic:
+      notifications). Exit 2 on a timeout or transport error.
+  omsg listen [--topic T] [--pool P] [--priority info,error,...]
+              [--event-type GLOB] [--exchange E] [--url URL]
+      Print every notification received as a JSON line on stdout. Without
+      --pool it takes them from the queues the services' listeners share:
+      use --pool to watch a live bus.
   omsg help
       Show this help.
 
-call, cast and serve use --url, else $OMSG_TRANSPORT_URL, else oslo's
-default: RabbitMQ on localhost:5672 as guest. Add --help to a command for
-its flags.
+call, cast, serve, notify and listen use --url, else $OMSG_TRANSPORT_URL,
+else oslo's default: RabbitMQ on localhost:5672 as guest. Add --help to a
+command for its flags.
 
 Examples:
   omsg demo
   omsg serve --topic omsg --server s1 &
   omsg call --topic omsg --server s1 echo n=5 s=hello
+  omsg listen --pool omsg-tail &
+  omsg notify --publisher-id omsg --event-type omsg.test '{"n": 5}'
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -98,6 +114,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCastCommand(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServeCommand(ctx, args[1:], stdout, stderr)
+	case "notify":
+		return runNotifyCommand(ctx, args[1:], stdout, stderr)
+	case "listen":
+		return runListenCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -39,6 +39,9 @@ func TestDemo(t *testing.T) {
 		"fanout reached server1 and server2",
 		"client   <- remote error oslo_messaging.rpc.dispatcher.UnsupportedVersion: Endpoint does not support RPC version 3.0. Attempted method: stop",
 		"client   <- remote error builtins.TypeError: TestEndpoint.test() missing 1 required positional argument: 'arg'",
+		"billing  listening on test_notifications.info",
+		`server1  -> notify info compute.instance.create.end {"flavor":"m1.small","instance_id":"i-1"} (publisher compute.server1)`,
+		`billing  <- info compute.instance.create.end from compute.server1: {"flavor": "m1.small", "instance_id": "i-1"} (context keys request_id: auth_token is never sent)`,
 		"demo complete",
 	} {
 		if !strings.Contains(out, want) {
