@@ -69,12 +69,13 @@ func WithControlExchange(name string) Option {
 	}
 }
 
-// WithLogger sets the logger of the transport and of the clients and
-// servers built on it. Default: slog.Default().
+// WithLogger sets the logger of the transport, of its driver (if the
+// driver implements driver.LoggerSetter) and of the clients and servers
+// built on it. Default: slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(t *Transport) {
 		if l != nil {
-			t.logger = l
+			t.logger, t.loggerSet = l, true
 		}
 	}
 }
@@ -82,10 +83,11 @@ func WithLogger(l *slog.Logger) Option {
 // Transport is a handle on a broker, shared by any number of clients and
 // servers: oslo.messaging's Transport. It is safe for concurrent use.
 type Transport struct {
-	conn     driver.Conn
-	url      *driver.URL
-	exchange string
-	logger   *slog.Logger
+	conn      driver.Conn
+	url       *driver.URL
+	exchange  string
+	logger    *slog.Logger
+	loggerSet bool // by WithLogger
 }
 
 // Open returns a Transport for rawURL, whose scheme (the part before any
@@ -132,6 +134,9 @@ func newTransport(c driver.Conn, opts []Option) *Transport {
 	t := &Transport{conn: c, exchange: DefaultExchange, logger: slog.Default()}
 	for _, o := range opts {
 		o(t)
+	}
+	if ls, ok := c.(driver.LoggerSetter); ok && t.loggerSet {
+		ls.SetLogger(t.logger)
 	}
 	return t
 }

@@ -27,6 +27,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -86,6 +87,14 @@ type Conn interface {
 	// Calls in progress, the Next of its listeners and every later
 	// operation fail with ErrClosed. Close is idempotent.
 	Close() error
+}
+
+// LoggerSetter is implemented by connections that log. A
+// messaging.Transport given a logger (messaging.WithLogger) calls
+// SetLogger once, right after the connection is opened and before any
+// other method, so that the driver logs where the application asked.
+type LoggerSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // Address is the routing part of a target: where a message goes or what

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -59,6 +60,15 @@ func New(cfg Config) (*Conn, error) {
 	c.base, c.stop = context.WithCancel(context.Background())
 	c.pub = &publisher{c: c}
 	return c, nil
+}
+
+// SetLogger makes the driver log to l. It implements
+// driver.LoggerSetter: messaging.Open calls it, before any other method,
+// when the transport is given a logger. A nil l is ignored.
+func (c *Conn) SetLogger(l *slog.Logger) {
+	if l != nil {
+		c.s.log = l
+	}
 }
 
 // Ping checks that the broker can be reached by connecting the
