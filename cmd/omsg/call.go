@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -262,12 +263,17 @@ func sendFailed(cmd *command, f *sendFlags, method string, target messaging.Targ
 	return exitUnavailable
 }
 
-// runCallCommand runs omsg call.
-func runCallCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	stderr = &lockedWriter{w: stderr}
-	cmd := newCommand("call", "--topic T [flags] METHOD [key=value ...]", callSummary, callDetails, callExample, stderr)
+// runSend runs what omsg call, or omsg cast when cast is true, does
+// before sending: it parses args, opens the transport, builds the client
+// and checks that the broker can be reached. Then it calls send, with
+// the context carrying --context, and returns its exit code. The
+// --timeout deadline bounds the whole command: connecting, sending and,
+// for a call, waiting for the reply; the client takes it as the call's
+// timeout.
+func runSend(ctx context.Context, cmd *command, cast bool, args []string, stdout, stderr io.Writer,
+	send func(ctx context.Context, req *sendRequest, client *rpc.Client) int) int {
 	var f sendFlags
-	f.register(cmd.fs, false)
+	f.register(cmd.fs, cast)
 	req, code, ok := parseSend(cmd, &f, args, stdout, stderr)
 	if !ok {
 		return code
@@ -278,8 +284,6 @@ func runCallCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer tr.Close()
 
-	// The deadline bounds the whole command: connecting, sending and
-	// waiting for the reply; the client takes it as the call's timeout.
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	if req.md != nil {
@@ -288,52 +292,43 @@ func runCallCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if code, ok := reach(ctx, cmd.name, tr, f.timeout, stderr); !ok {
 		return code
 	}
-	var result json.RawMessage
-	if err := client.Call(ctx, req.method, req.kwargs, &result); err != nil {
-		return sendFailed(cmd, &f, req.method, client.Target(), err, stderr)
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, result); err != nil {
-		fmt.Fprintf(stderr, "omsg call: the result of %s is not valid JSON: %v\n", req.method, err)
-		return exitUnavailable
-	}
-	line := append(readableJSON(compact.Bytes()), '\n')
-	if _, err := stdout.Write(line); err != nil {
-		fmt.Fprintf(stderr, "omsg call: writing the result: %v\n", err)
-		return exitFailure
-	}
-	return exitOK
+	return send(ctx, req, client)
+}
+
+// runCallCommand runs omsg call.
+func runCallCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stderr = &lockedWriter{w: stderr}
+	cmd := newCommand("call", "--topic T [flags] METHOD [key=value ...]", callSummary, callDetails, callExample, stderr)
+	return runSend(ctx, cmd, false, args, stdout, stderr, func(ctx context.Context, req *sendRequest, client *rpc.Client) int {
+		var result json.RawMessage
+		if err := client.Call(ctx, req.method, req.kwargs, &result); err != nil {
+			return sendFailed(cmd, req.flags, req.method, client.Target(), err, stderr)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, result); err != nil {
+			fmt.Fprintf(stderr, "omsg call: the result of %s is not valid JSON: %v\n", req.method, err)
+			return exitUnavailable
+		}
+		line := append(readableJSON(compact.Bytes()), '\n')
+		if _, err := stdout.Write(line); err != nil {
+			fmt.Fprintf(stderr, "omsg call: writing the result: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	})
 }
 
 // runCastCommand runs omsg cast.
 func runCastCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stderr = &lockedWriter{w: stderr}
 	cmd := newCommand("cast", "--topic T [flags] METHOD [key=value ...]", castSummary, castDetails, castExample, stderr)
-	var f sendFlags
-	f.register(cmd.fs, true)
-	req, code, ok := parseSend(cmd, &f, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	tr, client, code, ok := req.prepare(cmd, stderr)
-	if !ok {
-		return code
-	}
-	defer tr.Close()
-
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	if req.md != nil {
-		ctx = messaging.NewOutgoingContext(ctx, req.md)
-	}
-	if code, ok := reach(ctx, cmd.name, tr, f.timeout, stderr); !ok {
-		return code
-	}
-	if err := client.Cast(ctx, req.method, req.kwargs); err != nil {
-		return sendFailed(cmd, &f, req.method, client.Target(), err, stderr)
-	}
-	fmt.Fprintf(stderr, "omsg cast: sent %s to %v\n", req.method, client.Target())
-	return exitOK
+	return runSend(ctx, cmd, true, args, stdout, stderr, func(ctx context.Context, req *sendRequest, client *rpc.Client) int {
+		if err := client.Cast(ctx, req.method, req.kwargs); err != nil {
+			return sendFailed(cmd, req.flags, req.method, client.Target(), err, stderr)
+		}
+		fmt.Fprintf(stderr, "omsg cast: sent %s to %v\n", req.method, client.Target())
+		return exitOK
+	})
 }
 
 // readableJSON returns the JSON text src with the \uXXXX escapes of
@@ -402,20 +397,8 @@ func hex4(b []byte) (rune, bool) {
 	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
 		return 0, false
 	}
-	var r rune
-	for _, c := range b[2:6] {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(d)
-	}
-	return r, true
+	// With base 16, ParseUint takes hexadecimal digits only: no sign,
+	// prefix or underscore.
+	r, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	return rune(r), err == nil
 }

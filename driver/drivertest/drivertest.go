@@ -350,9 +350,27 @@ func (s *suite) cast(c driver.RPCConn, addr driver.Address, req *driver.Request)
 // by listener. It fails the test if fewer arrive within waitTimeout.
 func (s *suite) receive(ls []driver.Listener, want int) [][]driver.Delivery {
 	s.t.Helper()
+	return receiveFrom(s, "requests", ls, want, nil)
+}
+
+// listener is what the driver's Listener and NotifyListener have in
+// common, D being the type of their deliveries.
+type listener[D any] interface {
+	Next(ctx context.Context) (D, error)
+	Close() error
+}
+
+// receiveFrom takes the deliveries that reach the listeners ls until
+// want of them arrived in total, and then for quietWait more, and
+// returns them by listener. If each is not nil, it is called on every
+// delivery, from the goroutine of its listener, as soon as it arrives.
+// It fails the test, naming the deliveries what, if fewer arrive within
+// waitTimeout.
+func receiveFrom[D any, L listener[D]](s *suite, what string, ls []L, want int, each func(i int, d D)) [][]D {
+	s.t.Helper()
 	type got struct {
 		i int
-		d driver.Delivery
+		d D
 	}
 	ctx, cancel := context.WithTimeout(s.t.Context(), waitTimeout)
 	ch := make(chan got)
@@ -371,6 +389,9 @@ func (s *suite) receive(ls []driver.Listener, want int) [][]driver.Delivery {
 					}
 					return
 				}
+				if each != nil {
+					each(i, d)
+				}
 				select {
 				case ch <- got{i, d}:
 				case <-ctx.Done():
@@ -379,14 +400,14 @@ func (s *suite) receive(ls []driver.Listener, want int) [][]driver.Delivery {
 			}
 		})
 	}
-	out := make([][]driver.Delivery, len(ls))
+	out := make([][]D, len(ls))
 	add := func(g got) { out[g.i] = append(out[g.i], g.d) }
 	for n := 0; n < want; n++ {
 		select {
 		case g := <-ch:
 			add(g)
 		case <-ctx.Done():
-			s.t.Errorf("received %d requests in %v, want %d", n, waitTimeout, want)
+			s.t.Errorf("received %d %s in %v, want %d", n, what, waitTimeout, want)
 			return out
 		}
 	}

@@ -153,9 +153,15 @@ func testLateReply(s *suite) {
 // testListenerClose checks that Next honours its context and that Close
 // ends a blocked Next with ErrClosed.
 func testListenerClose(s *suite) {
-	t := s.t
 	l := s.server(s.addr("srv")) // closed a second time by the cleanup: Close is idempotent
+	checkNextAndClose(s, l)
+}
 
+// checkNextAndClose checks that the Next of the listener l honours its
+// context and that Close ends a blocked Next with ErrClosed; it is
+// shared by the request and the notification listeners.
+func checkNextAndClose[D any, L listener[D]](s *suite, l L) {
+	t := s.t
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := l.Next(ctx); !errors.Is(err, context.Canceled) {

@@ -141,59 +141,11 @@ func seqRange(n int) []int {
 // the test if fewer arrive within waitTimeout.
 func (s *suite) receiveNotifications(ls []driver.NotifyListener, want int) [][]driver.NotifyDelivery {
 	s.t.Helper()
-	type got struct {
-		i int
-		d driver.NotifyDelivery
-	}
-	ctx, cancel := context.WithTimeout(s.t.Context(), waitTimeout)
-	ch := make(chan got)
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	for i, l := range ls {
-		wg.Go(func() {
-			for {
-				d, err := l.Next(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						s.t.Errorf("listener %d: Next() = %v", i, err)
-					}
-					return
-				}
-				if err := d.Ack(); err != nil {
-					s.t.Errorf("listener %d: Ack() = %v", i, err)
-				}
-				select {
-				case ch <- got{i, d}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		})
-	}
-	out := make([][]driver.NotifyDelivery, len(ls))
-	add := func(g got) { out[g.i] = append(out[g.i], g.d) }
-	for n := 0; n < want; n++ {
-		select {
-		case g := <-ch:
-			add(g)
-		case <-ctx.Done():
-			s.t.Errorf("received %d notifications in %v, want %d", n, waitTimeout, want)
-			return out
+	return receiveFrom(s, "notifications", ls, want, func(i int, d driver.NotifyDelivery) {
+		if err := d.Ack(); err != nil {
+			s.t.Errorf("listener %d: Ack() = %v", i, err)
 		}
-	}
-	quiet := time.NewTimer(quietWait)
-	defer quiet.Stop()
-	for {
-		select {
-		case g := <-ch:
-			add(g)
-		case <-quiet.C:
-			return out
-		}
-	}
+	})
 }
 
 // expectNone fails the test if a notification reaches l within
@@ -612,55 +564,8 @@ func testNotifyMalformed(s *suite) {
 // testNotifyListenerClose checks that Next honours its context and that
 // Close ends a blocked Next with ErrClosed.
 func testNotifyListenerClose(s *suite) {
-	t := s.t
 	l := s.listenNotifications(s.notifyConn(), "", driver.ListenOptions{}, s.target(s.topic, "info")) // closed again by the cleanup
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := l.Next(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("Next(cancelled ctx) = %v, want %v", err, context.Canceled)
-	}
-	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if _, err := l.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Next(ctx with 50ms timeout) = %v, want %v", err, context.DeadlineExceeded)
-	}
-	within(t, "Next with a 50ms timeout", start, promptly)
-
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	nextCtx := s.ctx(waitTimeout)
-	wg.Go(func() {
-		_, err := l.Next(nextCtx)
-		errc <- err
-	})
-	quiet := time.NewTimer(quietWait) // let Next block
-	select {
-	case err := <-errc:
-		quiet.Stop()
-		t.Fatalf("Next() returned %v before Close", err)
-	case <-quiet.C:
-	}
-	start = time.Now()
-	if err := l.Close(); err != nil {
-		t.Errorf("Close() = %v", err)
-	}
-	timer := time.NewTimer(promptly)
-	defer timer.Stop()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, driver.ErrClosed) {
-			t.Errorf("blocked Next() = %v after Close, want %v", err, driver.ErrClosed)
-		}
-		within(t, "Next after Close", start, promptly)
-	case <-timer.C:
-		t.Fatalf("blocked Next() did not return within %v of Close", promptly)
-	}
-	if _, err := l.Next(s.ctx(promptly)); !errors.Is(err, driver.ErrClosed) {
-		t.Errorf("Next() after Close = %v, want %v", err, driver.ErrClosed)
-	}
+	checkNextAndClose(s, l)
 }
 
 // testNotifyClosedConn checks the notification operations on a closed

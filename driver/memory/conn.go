@@ -275,8 +275,7 @@ func (c *Conn) Listen(ctx context.Context, addr driver.Address, opts driver.List
 		conn:     c,
 		topic:    addr.Topic,
 		prefetch: opts.Prefetch,
-		notify:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		mailbox:  newMailbox(),
 	}
 	b := c.b
 	b.mu.Lock()

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,15 +16,12 @@ type listener struct {
 	conn     *Conn
 	ex       *exchange
 	topic    string
-	prefetch int           // 0: unbounded
-	notify   chan struct{} // one token: the inbox may have changed
-	done     chan struct{} // closed by Close
+	prefetch int // 0: unbounded
+	mailbox      // inbox: messages pushed by the queues, oldest first
 
 	// Guarded by conn.b.mu:
 	queues []*queue // topic, [server,] fanout
 	fanout *queue
-	inbox  []pushed // messages pushed by the queues, oldest first
-	closed bool
 }
 
 var _ driver.Listener = (*listener)(nil)
@@ -34,22 +32,93 @@ type pushed struct {
 	from *queue
 }
 
-func (l *listener) hasRoomLocked() bool {
-	return l.prefetch == 0 || len(l.inbox) < l.prefetch
+// mailbox is the part of a listener, of requests or of notifications,
+// that its queues push to and its Next waits on.
+type mailbox struct {
+	notify chan struct{} // one token: the inbox may have changed
+	done   chan struct{} // closed by Close
+
+	// Guarded by Broker.mu:
+	inbox  []pushed // pushed by the queues, not yet taken by Next
+	closed bool
+}
+
+// newMailbox returns an empty, open mailbox.
+func newMailbox() mailbox {
+	return mailbox{notify: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // pushLocked appends m, from q, to the inbox and wakes a Next.
-func (l *listener) pushLocked(m message, q *queue) {
-	l.inbox = append(l.inbox, pushed{msg: m, from: q})
-	l.wake()
+func (mb *mailbox) pushLocked(m message, q *queue) {
+	mb.inbox = append(mb.inbox, pushed{msg: m, from: q})
+	mb.wake()
 }
 
 // wake tells one waiting Next, if any, to look at the inbox.
-func (l *listener) wake() {
+func (mb *mailbox) wake() {
 	select {
-	case l.notify <- struct{}{}:
+	case mb.notify <- struct{}{}:
 	default: // a token is already there
 	}
+}
+
+// popLocked removes the oldest message from the inbox and returns it,
+// or false if the inbox is empty.
+func (mb *mailbox) popLocked() (pushed, bool) {
+	if len(mb.inbox) == 0 {
+		return pushed{}, false
+	}
+	p := mb.inbox[0]
+	mb.inbox[0] = pushed{}
+	mb.inbox = mb.inbox[1:]
+	if len(mb.inbox) == 0 {
+		mb.inbox = nil
+	}
+	return p, true
+}
+
+// closeLocked marks the mailbox closed and ends the waits of Next. It
+// reports false, doing nothing, if the mailbox was already closed.
+func (mb *mailbox) closeLocked() bool {
+	if mb.closed {
+		return false
+	}
+	mb.closed = true
+	close(mb.done)
+	return true
+}
+
+// await blocks until take, called with mu (the broker's) held, returns
+// true, and returns what take returned with it. It calls take again
+// each time the mailbox wakes. It returns [driver.ErrClosed] once mb is
+// closed, and ctx.Err() if ctx ends first.
+func await[T any](ctx context.Context, mu *sync.Mutex, mb *mailbox, take func() (T, bool)) (T, error) {
+	var zero T
+	for {
+		if err := ctx.Err(); err != nil {
+			return zero, err
+		}
+		mu.Lock()
+		if mb.closed {
+			mu.Unlock()
+			return zero, driver.ErrClosed
+		}
+		v, ok := take()
+		mu.Unlock()
+		if ok {
+			return v, nil
+		}
+		select {
+		case <-mb.notify:
+		case <-mb.done:
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
+}
+
+func (l *listener) hasRoomLocked() bool {
+	return l.prefetch == 0 || len(l.inbox) < l.prefetch
 }
 
 // Next blocks until a request reaches the listener and returns it. It
@@ -58,33 +127,19 @@ func (l *listener) wake() {
 // deadline has passed is dropped rather than returned. Concurrent calls
 // of Next each get different requests.
 func (l *listener) Next(ctx context.Context) (driver.Delivery, error) {
-	b := l.conn.b
+	take := func() (message, bool) { return l.takeLocked(time.Now()) }
 	for {
-		if err := ctx.Err(); err != nil {
+		m, err := await(ctx, &l.conn.b.mu, &l.mailbox, take)
+		if err != nil {
 			return nil, err
 		}
-		b.mu.Lock()
-		if l.closed {
-			b.mu.Unlock()
-			return nil, driver.ErrClosed
+		req, err := wire.DecodeRequest(m.body)
+		if err != nil {
+			// Not reachable for bodies that this package encoded; a
+			// broker would drop such a message the same way.
+			continue
 		}
-		m, ok := l.takeLocked(time.Now())
-		b.mu.Unlock()
-		if ok {
-			req, err := wire.DecodeRequest(m.body)
-			if err != nil {
-				// Not reachable for bodies that this package encoded;
-				// a broker would drop such a message the same way.
-				continue
-			}
-			return &delivery{conn: l.conn, req: req, msgID: req.MsgID, replyTo: req.ReplyTo}, nil
-		}
-		select {
-		case <-l.notify:
-		case <-l.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return &delivery{conn: l.conn, req: req, msgID: req.MsgID, replyTo: req.ReplyTo}, nil
 	}
 }
 
@@ -94,14 +149,12 @@ func (l *listener) takeLocked(now time.Time) (message, bool) {
 		m     message
 		found bool
 	)
-	for len(l.inbox) > 0 && !found {
-		p := l.inbox[0]
-		l.inbox[0] = pushed{}
-		l.inbox = l.inbox[1:]
+	for !found {
+		p, ok := l.popLocked()
+		if !ok {
+			break
+		}
 		m, found = p.msg, !p.msg.expired(now)
-	}
-	if len(l.inbox) == 0 {
-		l.inbox = nil
 	}
 	if l.prefetch > 0 {
 		// Room was made: let the queues push what they hold.
@@ -130,11 +183,9 @@ func (l *listener) Close() error {
 }
 
 func (l *listener) closeLocked(now time.Time) {
-	if l.closed {
+	if !l.mailbox.closeLocked() {
 		return
 	}
-	l.closed = true
-	close(l.done)
 	delete(l.conn.listeners, l)
 	for _, q := range l.queues {
 		q.removeConsumerLocked(l)

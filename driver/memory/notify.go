@@ -152,8 +152,7 @@ func (c *Conn) ListenNotifications(ctx context.Context, targets []driver.NotifyT
 	l := &notifyListener{
 		conn:     c,
 		prefetch: opts.Prefetch,
-		notify:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		mailbox:  newMailbox(),
 		unacked:  make(map[*notifyDelivery]struct{}),
 	}
 	b := c.b
@@ -214,16 +213,13 @@ func checkNotifyTargets(targets []driver.NotifyTarget) error {
 // which Ack and Requeue settle.
 type notifyListener struct {
 	conn     *Conn
-	prefetch int           // 0: unbounded
-	notify   chan struct{} // one token: the inbox may have changed
-	done     chan struct{} // closed by Close
+	prefetch int // 0: unbounded
+	mailbox      // inbox: pushed by the queues, not yet returned by Next
 
 	// Guarded by conn.b.mu:
 	queues  []*queue
-	inbox   []pushed // pushed by the queues, not yet returned by Next
 	unacked map[*notifyDelivery]struct{}
 	seq     uint64 // deliveries returned by Next so far
-	closed  bool
 }
 
 var _ driver.NotifyListener = (*notifyListener)(nil)
@@ -235,19 +231,6 @@ func (l *notifyListener) hasRoomLocked() bool {
 	return l.prefetch == 0 || len(l.inbox)+len(l.unacked) < l.prefetch
 }
 
-func (l *notifyListener) pushLocked(m message, q *queue) {
-	l.inbox = append(l.inbox, pushed{msg: m, from: q})
-	l.wake()
-}
-
-// wake tells one waiting Next, if any, to look at the inbox.
-func (l *notifyListener) wake() {
-	select {
-	case l.notify <- struct{}{}:
-	default: // a token is already there
-	}
-}
-
 // Next blocks until a notification reaches the listener and returns it,
 // unacknowledged: it stays counted against the prefetch limit until its
 // Ack or Requeue. It returns [driver.ErrClosed] once the listener or its
@@ -255,55 +238,39 @@ func (l *notifyListener) wake() {
 // calls of Next each get different notifications.
 func (l *notifyListener) Next(ctx context.Context) (driver.NotifyDelivery, error) {
 	b := l.conn.b
+	take := func() (*notifyDelivery, bool) {
+		d := l.takeLocked()
+		return d, d != nil
+	}
 	for {
-		if err := ctx.Err(); err != nil {
+		d, err := await(ctx, &b.mu, &l.mailbox, take)
+		if err != nil {
 			return nil, err
 		}
+		n, err := wire.DecodeNotification(d.msg.body)
+		if err == nil {
+			d.n = n
+			return d, nil
+		}
+		// Not reachable for bodies that this package encoded; a broker's
+		// listener rejects such a message, which is then gone.
 		b.mu.Lock()
-		if l.closed {
-			b.mu.Unlock()
-			return nil, driver.ErrClosed
+		if d.state == unsettled {
+			d.settleLocked(settledAcked)
+			l.dispatchLocked(time.Now())
 		}
-		d := l.takeLocked()
 		b.mu.Unlock()
-		if d != nil {
-			n, err := wire.DecodeNotification(d.msg.body)
-			if err == nil {
-				d.n = n
-				return d, nil
-			}
-			// Not reachable for bodies that this package encoded; a
-			// broker's listener rejects such a message, which is then
-			// gone.
-			b.mu.Lock()
-			if d.state == unsettled {
-				d.settleLocked(settledAcked)
-				l.dispatchLocked(time.Now())
-			}
-			b.mu.Unlock()
-			continue
-		}
-		select {
-		case <-l.notify:
-		case <-l.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
 	}
 }
 
 // takeLocked moves the oldest message of the inbox to the unacknowledged
 // deliveries and returns its delivery, or nil.
 func (l *notifyListener) takeLocked() *notifyDelivery {
-	if len(l.inbox) == 0 {
+	p, ok := l.popLocked()
+	if !ok {
 		return nil
 	}
-	p := l.inbox[0]
-	l.inbox[0] = pushed{}
-	l.inbox = l.inbox[1:]
-	if len(l.inbox) == 0 {
-		l.inbox = nil
-	} else {
+	if len(l.inbox) > 0 {
 		l.wake() // for another Next waiting on the same listener
 	}
 	l.seq++
@@ -336,11 +303,9 @@ func (l *notifyListener) Close() error {
 }
 
 func (l *notifyListener) closeLocked(now time.Time) {
-	if l.closed {
+	if !l.mailbox.closeLocked() {
 		return
 	}
-	l.closed = true
-	close(l.done)
 	delete(l.conn.nlisteners, l)
 	for _, q := range l.queues {
 		q.removeConsumerLocked(l)

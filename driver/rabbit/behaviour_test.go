@@ -525,7 +525,7 @@ func TestRabbitReconnect(t *testing.T) {
 	ex, tp := e.name("ex"), e.name("rc")
 	ctx := testCtx(t)
 	p, viaProxy := e.viaProxy()
-	opts := []string{"kombu_reconnect_delay", "0", "rabbit_retry_interval", "0", "rabbit_retry_backoff", "1"}
+	opts := fastRetry("rabbit_retry_backoff", "1")
 	server, client := viaProxy.open(opts...), viaProxy.open(opts...)
 	addr := driver.Address{Exchange: ex, Topic: tp, Server: "s"}
 	l, err := server.Listen(ctx, addr, driver.ListenOptions{})
@@ -565,7 +565,7 @@ func TestRabbitBlockedPublishHonoursContext(t *testing.T) {
 	ex, tp := e.name("ex"), e.name("blk")
 	ctx := testCtx(t)
 	p, viaProxy := e.viaProxy()
-	c := viaProxy.open("kombu_reconnect_delay", "0", "rabbit_retry_interval", "0")
+	c := viaProxy.open(fastRetry()...)
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +608,7 @@ func TestRabbitLostConfirm(t *testing.T) {
 	ex, tp := e.name("ex"), e.name("lost")
 	ctx := testCtx(t)
 	p, viaProxy := e.viaProxy()
-	client := viaProxy.open("kombu_reconnect_delay", "0", "rabbit_retry_interval", "0")
+	client := viaProxy.open(fastRetry()...)
 	server := e.open()
 	addr := driver.Address{Exchange: ex, Topic: tp, Server: "s"}
 	l, err := server.Listen(ctx, addr, driver.ListenOptions{})
@@ -632,15 +632,10 @@ func TestRabbitLostConfirm(t *testing.T) {
 		}
 		recv(t, copies, "warm-up cast")
 		recv(t, got, "warm-up cast")
-		p.deafen()
 		req := &driver.Request{Method: "once", UniqueID: wire.NewID()}
-		res := make(chan error, 1)
-		go func() {
-			res <- client.Cast(ctx, addr, req, driver.SendOptions{Retry: retry, ResendUnconfirmed: tc.resend})
-		}()
-		first := recv(t, copies, "the cast at the broker")
-		p.cut() // the confirm is lost with the connection
-		err := recv(t, res, "Cast")
+		first, err := loseConfirm(t, p, copies, "the cast", func() error {
+			return client.Cast(ctx, addr, req, driver.SendOptions{Retry: retry, ResendUnconfirmed: tc.resend})
+		})
 		want := 1
 		if !tc.resend {
 			if !errors.Is(err, driver.ErrUnconfirmed) {
@@ -651,10 +646,7 @@ func TestRabbitLostConfirm(t *testing.T) {
 			if err != nil {
 				t.Errorf("Cast with Retry -1, ResendUnconfirmed and a lost confirm = %v, want nil", err)
 			}
-			second := recv(t, copies, "the cast sent again")
-			if !bytes.Equal(first.Body, second.Body) {
-				t.Errorf("the cast sent again differs:\n%s\n%s", first.Body, second.Body)
-			}
+			expectResent(t, copies, first, "the cast")
 		}
 		if r := recv(t, got, "the cast at the server"); r.UniqueID != req.UniqueID {
 			t.Errorf("server got %+v", r)

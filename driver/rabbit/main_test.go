@@ -454,6 +454,12 @@ func (e *env) viaProxy() (*proxy, *env) {
 	return p, &env{t: e.t, base: &u, vhost: e.vhost, id: e.id}
 }
 
+// fastRetry returns the URL options that make a connection reconnect
+// and retry without delay, for the tests that cut it, followed by kv.
+func fastRetry(kv ...string) []string {
+	return append([]string{"kombu_reconnect_delay", "0", "rabbit_retry_interval", "0"}, kv...)
+}
+
 // testCtx returns a context bounded by testTimeout.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)

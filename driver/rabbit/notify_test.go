@@ -323,7 +323,7 @@ func TestRabbitNotifyReconnect(t *testing.T) {
 	ex, tp := e.name("nrc"), e.name("nrc")
 	ctx := testCtx(t)
 	p, viaProxy := e.viaProxy()
-	lc := viaProxy.open("kombu_reconnect_delay", "0", "rabbit_retry_interval", "0", "rabbit_retry_backoff", "1")
+	lc := viaProxy.open(fastRetry("rabbit_retry_backoff", "1")...)
 	c := e.open()
 	l := listenNotes(t, lc, "", driver.ListenOptions{}, driver.NotifyTarget{Exchange: ex, Topic: tp, Priorities: []string{"info"}})
 	addr := driver.Address{Exchange: ex, Topic: tp}
@@ -403,7 +403,7 @@ func TestRabbitNotifyLostConfirm(t *testing.T) {
 	ex, tp := e.name("nlc"), e.name("nlc")
 	ctx := testCtx(t)
 	p, viaProxy := e.viaProxy()
-	c := viaProxy.open("kombu_reconnect_delay", "0", "rabbit_retry_interval", "0")
+	c := viaProxy.open(fastRetry()...)
 	copies := capture(t, e.raw(), ex, "topic", false, false, tp+".info")
 	addr := driver.Address{Exchange: ex, Topic: tp}
 	for _, resend := range []bool{false, true} {
@@ -411,15 +411,10 @@ func TestRabbitNotifyLostConfirm(t *testing.T) {
 			t.Fatal(err)
 		}
 		recv(t, copies, "warm-up notification")
-		p.deafen()
 		n := newNote("INFO", `"once"`)
-		res := make(chan error, 1)
-		go func() {
-			res <- c.Notify(ctx, addr, n, driver.NotifyOptions{Envelope: true, Retry: -1, ResendUnconfirmed: resend})
-		}()
-		first := recv(t, copies, "the notification at the broker")
-		p.cut() // the confirm is lost with the connection
-		err := recv(t, res, "Notify")
+		first, err := loseConfirm(t, p, copies, "the notification", func() error {
+			return c.Notify(ctx, addr, n, driver.NotifyOptions{Envelope: true, Retry: -1, ResendUnconfirmed: resend})
+		})
 		if !resend {
 			if !errors.Is(err, driver.ErrUnconfirmed) {
 				t.Errorf("Notify with a lost confirm = %v, want ErrUnconfirmed", err)
@@ -428,9 +423,7 @@ func TestRabbitNotifyLostConfirm(t *testing.T) {
 			if err != nil {
 				t.Errorf("Notify with ResendUnconfirmed and a lost confirm = %v, want nil", err)
 			}
-			if second := recv(t, copies, "the notification sent again"); !bytes.Equal(first.Body, second.Body) {
-				t.Errorf("the notification sent again differs:\n%s\n%s", first.Body, second.Body)
-			}
+			expectResent(t, copies, first, "the notification")
 		}
 		select {
 		case d := <-copies:

@@ -207,6 +207,30 @@ func capture(t *testing.T, ch *amqp.Channel, exchange, kind string, durable, aut
 	return d
 }
 
+// loseConfirm has send publish, through p, a message whose confirm is
+// lost with the connection: p stops forwarding the broker's answers,
+// and once the message, what, reaches the broker (seen on copies) it
+// cuts every connection. It returns that copy of the message and the
+// error of send.
+func loseConfirm(t *testing.T, p *proxy, copies <-chan amqp.Delivery, what string, send func() error) (amqp.Delivery, error) {
+	t.Helper()
+	p.deafen()
+	res := make(chan error, 1)
+	go func() { res <- send() }()
+	first := recv(t, copies, what+" at the broker")
+	p.cut() // the confirm is lost with the connection
+	return first, recv(t, res, "the sending of "+what)
+}
+
+// expectResent checks that the message first, what, reaches the broker
+// again, on copies, with the same body.
+func expectResent(t *testing.T, copies <-chan amqp.Delivery, first amqp.Delivery, what string) {
+	t.Helper()
+	if second := recv(t, copies, what+" sent again"); !bytes.Equal(first.Body, second.Body) {
+		t.Errorf("%s sent again differs:\n%s\n%s", what, first.Body, second.Body)
+	}
+}
+
 func checkProps(t *testing.T, what string, d amqp.Delivery, expiration bool) {
 	t.Helper()
 	if d.ContentType != "application/json" || d.ContentEncoding != "utf-8" || d.DeliveryMode != 2 || d.Priority != 0 {
