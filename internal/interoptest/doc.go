@@ -1,7 +1,9 @@
-// Package interoptest holds the RPC-level interoperability suite: Go
-// clients and servers built with package rpc on the RabbitMQ driver,
-// talking over a real broker to real Python oslo.messaging clients and
-// servers (Debian's python3-oslo.messaging, run with /usr/bin/python3).
+// Package interoptest holds the RPC-level and notification
+// interoperability suite: Go clients and servers built with package rpc,
+// and Go notifiers and listeners built with package notify, on the
+// RabbitMQ driver, talking over a real broker to real Python
+// oslo.messaging clients, servers, notifiers and notification listeners
+// (Debian's python3-oslo.messaging, run with /usr/bin/python3).
 //
 // The package has no API; everything is in its tests. They are named
 // TestInterop... and need two environment variables:
@@ -16,8 +18,9 @@
 // at the end.
 //
 // The Python side is testdata/peer.py, one long-lived process that hosts
-// oslo.messaging RPC servers and makes calls and casts on commands given
-// as JSON lines; a few cases start peers of their own. The cases cover
+// oslo.messaging RPC servers and notification listeners, and makes
+// calls, casts and notifications on commands given as JSON lines; a few
+// cases start peers of their own. The RPC cases cover
 // calls and casts in both directions, to a topic, to a server and
 // fanout; round-robin across mixed Go and Python servers; namespaces and
 // versions; remote exceptions; the context dict; the call monitor;
@@ -28,7 +31,18 @@
 // (testdata/golden, rewritten with -update); and the broker topology
 // both leave behind.
 //
-// At the end of a run the suite prints one line for CI logs:
+// The notification cases (TestInteropNotify...) send with oslo's
+// Notifier (drivers messaging and messagingv2) to Go listeners, and with
+// Go notifiers (sinks Messaging and MessagingV2) to oslo's listeners:
+// every priority with its publisher id, event type, payload, metadata
+// and sanitised context; several topics; pools, and listeners sharing a
+// pool; filters; requeues allowed or not; batch listeners (oslo's
+// test_simple_batch); compression; and byte-for-byte comparisons of
+// what both notifiers publish (testdata/golden/notify_*.json).
 //
+// At the end of a run the suite prints two lines for CI logs: the
+// notification cases, then every case, notification cases included:
+//
+//	notification interop cases run: N passed, M failed
 //	interop cases run: N passed, M failed
 package interoptest

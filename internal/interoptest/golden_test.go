@@ -56,6 +56,34 @@ var tbPattern = regexp.MustCompile(`\\"tb\\": \[.*?\], \\"args\\": `)
 // random names (exchange, topic, capture queue) to placeholders.
 func normalize(t *testing.T, who string, d amqp.Delivery, names map[string]string) wireMessage {
 	t.Helper()
+	m := wireProperties(d, names)
+	body := string(d.Body)
+	var outer struct {
+		Message string `json:"oslo.message"`
+	}
+	if err := json.Unmarshal(d.Body, &outer); err != nil {
+		t.Fatalf("%s: body is not an envelope: %v: %s", who, err, body)
+	}
+	var inner map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(outer.Message), &inner); err != nil {
+		t.Fatalf("%s: oslo.message is not a JSON object: %v", who, err)
+	}
+	for key, fixed := range map[string]string{"_msg_id": fixedMsgID, "_unique_id": fixedUniqueID, "_reply_q": fixedReplyQ} {
+		var id string
+		if raw, ok := inner[key]; ok && json.Unmarshal(raw, &id) == nil && id != "" {
+			body = strings.ReplaceAll(body, id, fixed)
+		}
+	}
+	if raw, ok := inner["failure"]; ok && string(raw) != "null" {
+		body = normalizeTraceback(t, who, body)
+	}
+	m.Body = body
+	return m
+}
+
+// wireProperties returns the normalised AMQP properties of d, without
+// the body. names maps the case's random names to placeholders.
+func wireProperties(d amqp.Delivery, names map[string]string) wireMessage {
 	m := wireMessage{
 		Exchange:        rename(d.Exchange, names),
 		RoutingKey:      rename(d.RoutingKey, names),
@@ -83,28 +111,6 @@ func normalize(t *testing.T, who string, d amqp.Delivery, names map[string]strin
 		m.Other = append(m.Other, "timestamp")
 	}
 	sort.Strings(m.Other)
-
-	body := string(d.Body)
-	var outer struct {
-		Message string `json:"oslo.message"`
-	}
-	if err := json.Unmarshal(d.Body, &outer); err != nil {
-		t.Fatalf("%s: body is not an envelope: %v: %s", who, err, body)
-	}
-	var inner map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(outer.Message), &inner); err != nil {
-		t.Fatalf("%s: oslo.message is not a JSON object: %v", who, err)
-	}
-	for key, fixed := range map[string]string{"_msg_id": fixedMsgID, "_unique_id": fixedUniqueID, "_reply_q": fixedReplyQ} {
-		var id string
-		if raw, ok := inner[key]; ok && json.Unmarshal(raw, &id) == nil && id != "" {
-			body = strings.ReplaceAll(body, id, fixed)
-		}
-	}
-	if raw, ok := inner["failure"]; ok && string(raw) != "null" {
-		body = normalizeTraceback(t, who, body)
-	}
-	m.Body = body
 	return m
 }
 

@@ -47,11 +47,32 @@ const (
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from what the live Python oslo.messaging publishes")
 
-// Counts of the interop cases (leaf subtests run through runCase).
+// Counts of the interop cases (leaf subtests run through runCase and
+// runNotifyCase), notification cases included.
 var cases struct {
+	tally
+	skipReason   atomic.Value // string: why the suite skipped
+	brokenReason atomic.Value // string: why cases could not run
+}
+
+// Counts of the notification cases alone (run through runNotifyCase).
+var notifyCases tally
+
+// tally counts the outcomes of cases.
+type tally struct {
 	passed, failed, skipped atomic.Int64
-	skipReason              atomic.Value // string: why the suite skipped
-	brokenReason            atomic.Value // string: why cases could not run
+}
+
+// count counts the outcome of the case t.
+func (c *tally) count(t *testing.T) {
+	switch {
+	case t.Failed():
+		c.failed.Add(1)
+	case t.Skipped():
+		c.skipped.Add(1)
+	default:
+		c.passed.Add(1)
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -68,8 +89,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// printSummary prints the one line that CI logs keep.
+// printSummary prints the lines that CI logs keep: the notification
+// cases, when some ran, then every case.
 func printSummary(w io.Writer) {
+	if p, f, s := notifyCases.passed.Load(), notifyCases.failed.Load(), notifyCases.skipped.Load(); p+f+s > 0 {
+		line := fmt.Sprintf("notification interop cases run: %d passed, %d failed", p, f)
+		if s > 0 {
+			line += fmt.Sprintf(", %d skipped", s)
+		}
+		fmt.Fprintln(w, line)
+	}
 	p, f, s := cases.passed.Load(), cases.failed.Load(), cases.skipped.Load()
 	line := fmt.Sprintf("interop cases run: %d passed, %d failed", p, f)
 	if s > 0 {
@@ -95,6 +124,20 @@ func runCase(t *testing.T, name string, f func(t *testing.T)) {
 	})
 }
 
+// runNotifyCase runs f as a parallel notification interop case, counted
+// among all cases and among the notification cases.
+func runNotifyCase(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		t.Parallel()
+		t.Cleanup(func() {
+			countCase(t)
+			notifyCases.count(t)
+		})
+		f(t)
+	})
+}
+
 // runSerialCase runs f as an interop case that is not parallel.
 func runSerialCase(t *testing.T, name string, f func(t *testing.T)) {
 	t.Helper()
@@ -106,16 +149,7 @@ func runSerialCase(t *testing.T, name string, f func(t *testing.T)) {
 
 // countCase is registered first by the case helpers, so that it runs
 // after every other cleanup of the case and sees their failures too.
-func countCase(t *testing.T) {
-	switch {
-	case t.Failed():
-		cases.failed.Add(1)
-	case t.Skipped():
-		cases.skipped.Add(1)
-	default:
-		cases.passed.Add(1)
-	}
-}
+func countCase(t *testing.T) { cases.count(t) }
 
 // suite is the run's broker and interpreter.
 type suite struct {
@@ -146,7 +180,7 @@ func setup(t *testing.T) *suite {
 	if len(missing) > 0 {
 		why := strings.Join(missing, " and ") + " not set"
 		cases.skipReason.Store(why)
-		t.Skipf("SKIPPING the RPC interop test %s against Python oslo.messaging over RabbitMQ: %s "+
+		t.Skipf("SKIPPING the interop test %s against Python oslo.messaging over RabbitMQ: %s "+
 			"(set %s=rabbit://guest:guest@127.0.0.1:5672/ and %s=/usr/bin/python3 to run it)",
 			t.Name(), why, envURL, envPython)
 	}

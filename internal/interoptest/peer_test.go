@@ -33,6 +33,9 @@ type peer struct {
 	nextID  int64
 	pending map[int64]chan []byte
 	routes  map[string]*recorder // "<topic>.<server>" -> recorder
+	// listeners gets the events of the Python notification listeners,
+	// by listener key.
+	listeners map[string]func(line []byte)
 
 	ready    chan struct{} // closed at the "ready" line
 	exited   chan struct{} // closed when stdout ends
@@ -60,14 +63,15 @@ func startPeer(ctx context.Context, s *suite, name string) (*peer, error) {
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+pylib, "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8")
 	cmd.WaitDelay = 5 * time.Second
 	p := &peer{
-		name:    name,
-		cmd:     cmd,
-		cancel:  cancel,
-		stderr:  &tailBuffer{max: 64 << 10},
-		pending: map[int64]chan []byte{},
-		routes:  map[string]*recorder{},
-		ready:   make(chan struct{}),
-		exited:  make(chan struct{}),
+		name:      name,
+		cmd:       cmd,
+		cancel:    cancel,
+		stderr:    &tailBuffer{max: 64 << 10},
+		pending:   map[int64]chan []byte{},
+		routes:    map[string]*recorder{},
+		listeners: map[string]func([]byte){},
+		ready:     make(chan struct{}),
+		exited:    make(chan struct{}),
 	}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -145,6 +149,10 @@ func (p *peer) dispatch(line []byte, readyClosed *bool) {
 				rec.add(ev)
 			}
 		}
+	case head.Event == "notification" || head.Event == "batch":
+		if f := p.listeners[head.Key]; f != nil {
+			f(line)
+		}
 	}
 }
 
@@ -154,6 +162,18 @@ func (p *peer) route(key string, rec *recorder) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.routes[key] = rec
+}
+
+// listen sends the events of the Python notification listener key to
+// f, which runs with the peer's lock held; a nil f drops them.
+func (p *peer) listen(key string, f func(line []byte)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f == nil {
+		delete(p.listeners, key)
+		return
+	}
+	p.listeners[key] = f
 }
 
 // pyReq is a command for the peer; see testdata/peer.py.
@@ -176,6 +196,18 @@ type pyReq struct {
 	// Python keeps the order of the dicts it decodes.
 	Args any `json:"args,omitempty"`
 	Ctxt any `json:"ctxt,omitempty"`
+
+	// Notifications (ops notify, start_listener, stop_listener).
+	Driver        string       `json:"driver,omitempty"` // messaging or messagingv2
+	Topics        []string     `json:"topics,omitempty"`
+	PublisherID   string       `json:"publisher_id,omitempty"`
+	Notifications []pyNote     `json:"notifications,omitempty"`
+	Key           string       `json:"key,omitempty"` // the listener's
+	Pool          string       `json:"pool,omitempty"`
+	AllowRequeue  bool         `json:"allow_requeue,omitempty"`
+	BatchSize     int          `json:"batch_size,omitempty"`
+	BatchTimeout  float64      `json:"batch_timeout,omitempty"`
+	Endpoints     []pyEndpoint `json:"endpoints,omitempty"`
 }
 
 // pyOutcome is the peer's answer.

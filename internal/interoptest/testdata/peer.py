@@ -9,10 +9,12 @@
 # "id" and an "op"; every command runs on a thread of its own, so that
 # calls may overlap, and its answer is printed as {"id": ..., "ok": ...}.
 # Servers also print events, {"event": ..., "key": "<topic>.<server>",
-# ...}, for the casts and calls they receive. The first line printed is
-# {"event": "ready"}. End of input, or {"op": "exit"}, stops every server,
-# cleans up every transport and exits. The process exits on its own after
-# LIFETIME_SECONDS whatever happens.
+# ...}, for the casts and calls they receive, and notification listeners
+# {"event": "notification" or "batch", "key": <listener key>, ...} for
+# the notifications they receive. The first line printed is
+# {"event": "ready"}. End of input, or {"op": "exit"}, stops every server
+# and listener, cleans up every transport and exits. The process exits on
+# its own after LIFETIME_SECONDS whatever happens.
 #
 # Ops:
 #   start_server  url, exmods, exchange, topic, server
@@ -20,7 +22,20 @@
 #   call, cast    url, exmods, exchange, topic, server, fanout, namespace,
 #                 version, timeout, call_monitor_timeout, at_least_once,
 #                 method, args, ctxt
+#   notify          url, exchange, driver, topics, publisher_id,
+#                   notifications: [{method, event_type, payload, ctxt,
+#                   publisher_id}]
+#   start_listener  url, exchange, key, topics, pool, allow_requeue,
+#                   batch_size, batch_timeout,
+#                   endpoints: [{name, filter, requeue_once}]
+#   stop_listener   key
 #   exit
+#
+# Notifications use a transport of their own per URL and exchange, whose
+# configuration has that exchange as control_exchange: oslo's Notifier
+# publishes to the control exchange, and each case has an exchange of
+# its own. Every endpoint of a listener has the seven priority methods
+# (see notify_endpoint).
 #
 # Endpoints of every server: the default namespace (version 1.0) with
 # echo, record, whoami, sleep, fail, result and golden; the namespace
@@ -202,16 +217,161 @@ def op_send(cmd, cast):
     return {'ok': True, 'result': result, 'elapsed': time.monotonic() - start}
 
 
+# Notifications.
+
+_PRIORITIES = ('audit', 'debug', 'info', 'warn', 'error', 'critical',
+               'sample')
+_notify_transports = {}  # (url, exchange) -> notification transport
+_listeners = {}          # key -> notification listener
+_stopping = []           # threads stopping listeners (see op_stop_listener)
+
+
+def notify_transport(cmd):
+    """The notification transport of the command's URL and exchange."""
+    key = (cmd['url'], cmd.get('exchange') or '')
+    with _lock:
+        tr = _notify_transports.get(key)
+        if tr is None:
+            conf = cfg.ConfigOpts()
+            conf([], project='omsg-interop')
+            # The transport reads control_exchange when it is made.
+            conf.register_opts(om.transport._transport_opts)
+            if cmd.get('exchange'):
+                conf.set_override('control_exchange', cmd['exchange'])
+            tr = om.get_notification_transport(conf, url=cmd['url'])
+            _notify_transports[key] = tr
+    return tr
+
+
+def op_notify(cmd):
+    notifier = om.Notifier(notify_transport(cmd),
+                           publisher_id=cmd.get('publisher_id'),
+                           driver=cmd['driver'], topics=cmd['topics'])
+    start = time.monotonic()
+    for n in cmd['notifications']:
+        sender = notifier
+        if n.get('publisher_id'):
+            sender = notifier.prepare(publisher_id=n['publisher_id'])
+        # The method by name: audit, debug, info, warn, warning, error,
+        # critical or sample.
+        getattr(sender, n['method'])(n.get('ctxt') or {}, n['event_type'],
+                                     n.get('payload'))
+    return {'sent': len(cmd['notifications']),
+            'elapsed': time.monotonic() - start}
+
+
+def _notification(priority, ctxt, publisher_id, event_type, payload,
+                  metadata):
+    return {'priority': priority, 'ctxt': ctxt,
+            'publisher_id': publisher_id, 'event_type': event_type,
+            'payload': payload, 'metadata': metadata}
+
+
+def notify_endpoint(key, spec, batch):
+    """An endpoint named spec['name'] with the seven priority methods,
+    each printing what it receives. spec['filter'] holds the arguments
+    of its NotificationFilter; with spec['requeue_once'] it answers
+    REQUEUE the first time it sees a message_id."""
+    name = spec['name']
+    requeued = set()
+    requeued_lock = threading.Lock()
+
+    def first_time(message_id):
+        with requeued_lock:
+            if message_id in requeued:
+                return False
+            requeued.add(message_id)
+            return True
+
+    def method(priority):
+        if batch:
+            def handle(self, messages):
+                emit({'event': 'batch', 'key': key, 'endpoint': name,
+                      'priority': priority, 'messages': [
+                          _notification(priority, m['ctxt'],
+                                        m['publisher_id'], m['event_type'],
+                                        m['payload'], m['metadata'])
+                          for m in messages]})
+        else:
+            def handle(self, ctxt, publisher_id, event_type, payload,
+                       metadata):
+                requeue = (spec.get('requeue_once') and
+                           first_time(metadata['message_id']))
+                ev = _notification(priority, ctxt, publisher_id,
+                                   event_type, payload, metadata)
+                ev.update({'event': 'notification', 'key': key,
+                           'endpoint': name, 'requeued': bool(requeue)})
+                emit(ev)
+                if requeue:
+                    return om.NotificationResult.REQUEUE
+                return om.NotificationResult.HANDLED
+        return handle
+
+    attrs = {p: method(p) for p in _PRIORITIES}
+    if spec.get('filter'):
+        attrs['filter_rule'] = om.NotificationFilter(**spec['filter'])
+    return type('Endpoint_' + name, (object,), attrs)()
+
+
+def op_start_listener(cmd):
+    key = cmd['key']
+    tr = notify_transport(cmd)
+    targets = [om.Target(exchange=cmd.get('exchange') or None, topic=t)
+               for t in cmd['topics']]
+    batch = bool(cmd.get('batch_size'))
+    endpoints = [notify_endpoint(key, spec, batch)
+                 for spec in cmd['endpoints']]
+    kwargs = {'executor': 'threading', 'pool': cmd.get('pool') or None,
+              'allow_requeue': bool(cmd.get('allow_requeue'))}
+    if batch:
+        listener = om.get_batch_notification_listener(
+            tr, targets, endpoints, batch_size=cmd['batch_size'],
+            batch_timeout=cmd.get('batch_timeout'), **kwargs)
+    else:
+        listener = om.get_notification_listener(tr, targets, endpoints,
+                                                **kwargs)
+    # start() has declared and bound the listener's queues when it
+    # returns.
+    listener.start()
+    with _lock:
+        _listeners[key] = listener
+    return {}
+
+
+def _stop_listener(listener):
+    listener.stop()
+    listener.wait()
+
+
+def op_stop_listener(cmd):
+    """Stops a listener in the background, and answers at once: oslo's
+    stop() waits for the poll loop, which sleeps up to 5s on idle
+    queues. shutdown() waits for the stops to end."""
+    with _lock:
+        listener = _listeners.pop(cmd['key'])
+        th = threading.Thread(target=_stop_listener, args=(listener,),
+                              daemon=True)
+        _stopping.append(th)
+    th.start()
+    return {}
+
+
 def shutdown():
     with _lock:
-        servers = list(_servers.values())
+        servers = list(_servers.values()) + list(_listeners.values())
         _servers.clear()
-        transports = list(_transports.values())
+        _listeners.clear()
+        transports = (list(_transports.values()) +
+                      list(_notify_transports.values()))
         _transports.clear()
+        _notify_transports.clear()
+        stopping = list(_stopping)
     # oslo's stop() and cleanup() each wait up to 5s for an idle poll
     # loop: run them all at once.
     _all(lambda srv: srv.stop(), servers)
     _all(lambda srv: srv.wait(), servers)
+    for th in stopping:
+        th.join()
     _all(lambda tr: tr.cleanup(), transports)
 
 
@@ -229,6 +389,9 @@ OPS = {
     'stop_server': op_stop_server,
     'call': lambda cmd: op_send(cmd, cast=False),
     'cast': lambda cmd: op_send(cmd, cast=True),
+    'notify': op_notify,
+    'start_listener': op_start_listener,
+    'stop_listener': op_stop_listener,
 }
 
 
