@@ -30,8 +30,11 @@ var safeContextKeys = map[string]bool{
 	"user": true, "domain": true, "user_domain": true, "project_domain": true,
 }
 
-// sanitize returns the safe keys of md, in a new map.
+// sanitize returns the safe keys of md, in a new map; nil stays nil.
 func sanitize(md messaging.Metadata) messaging.Metadata {
+	if md == nil {
+		return nil
+	}
 	out := make(messaging.Metadata, len(md))
 	for k, v := range md {
 		if safeContextKeys[k] {
@@ -173,10 +176,15 @@ func (n *Notifier) message(ctx context.Context, p Priority, eventType string, pa
 	if err != nil {
 		return nil, fmt.Errorf("notify: encoding payload: %w", err)
 	}
+	// As in oslo, the serializer sees the sanitised dictionary (nil when
+	// the context carries none, so that a serializer can supply a typed
+	// context's dictionary). Its output is sanitised too: whatever it
+	// adds, only oslo's safe keys are sent, never a token.
 	sctx, err := n.cfg.serializer.SerializeContext(ctx, sanitize(md))
 	if err != nil {
 		return nil, fmt.Errorf("notify: serializing context: %w", err)
 	}
+	sctx = sanitize(sctx)
 	return &Message{
 		Notification: Notification{
 			MessageID:   wire.NewUUID(),

@@ -443,3 +443,30 @@ func TestNotifierOverMemory(t *testing.T) {
 		}
 	}
 }
+
+// tokenAdder is a serializer that puts a token back into the context.
+type tokenAdder struct{ messaging.NoOpSerializer }
+
+func (tokenAdder) SerializeContext(_ context.Context, md messaging.Metadata) (messaging.Metadata, error) {
+	out := md.Copy()
+	if out == nil {
+		out = messaging.Metadata{}
+	}
+	out["auth_token"] = "added-by-serializer"
+	out["request_id"] = "req-from-serializer"
+	return out, nil
+}
+
+// Whatever a serializer adds, only oslo's safe keys are sent.
+func TestNotifierSanitisesSerializerOutput(t *testing.T) {
+	t.Parallel()
+	rec := NewRecorder()
+	n := newNotifier(t, nil, "test.localhost", WithSinks(rec), WithSerializer(tokenAdder{}))
+	if err := n.Info(t.Context(), "test.notify", "bar"); err != nil {
+		t.Fatal(err)
+	}
+	m := rec.Messages()[0]
+	if _, leaked := m.Context["auth_token"]; leaked || m.Context["request_id"] != "req-from-serializer" {
+		t.Errorf("sent context %v, want request_id only", m.Context)
+	}
+}
