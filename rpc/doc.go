@@ -50,4 +50,31 @@
 // [CallMonitorTimeout] enables oslo's call monitor for long methods: the
 // server sends heartbeats while the method runs, and the call fails as
 // soon as they stop.
+//
+// # Introspection
+//
+// Beyond oslo, which offers only the ping method ([WithPing], oslo's
+// rpc_ping_enabled), a server created with [WithIntrospection] answers
+// questions about itself over the bus, on any driver: the method
+// describe of [IntrospectionNamespace] returns a [ServerDescription]
+// with the process's binary, host and pid, the target, the endpoints
+// with their namespaces, versions and methods, the start time and
+// uptime, and the server's [Stats]. [Describe] calls it:
+//
+//	srv, err := rpc.NewServer(tr, target, eps, rpc.WithIntrospection(rpc.ServerInfo{Binary: "nova-compute"}))
+//	...
+//	d, err := rpc.Describe(ctx, client.Prepare(rpc.ToServer("node1")))
+//
+// [Discover] lists every live server of a topic: it sends a fanout cast
+// to the topic, collects the servers' answers for a bounded time, and
+// leaves nothing behind that grows with use (see Discover for what
+// stays on RabbitMQ). Servers without introspection, Python ones
+// included, do not answer.
+//
+// The introspection endpoint is an ordinary endpoint added after the
+// server's own, so the dispatcher's rules and the server's middleware
+// apply to it. Every server counts its requests, whether introspection
+// is on or not, with a few atomic operations per request:
+// [Server.Stats] and [Server.Description] return them in-process, for
+// metrics exporters.
 package rpc

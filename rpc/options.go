@@ -32,6 +32,7 @@ type serverConfig struct {
 	serializer     messaging.Serializer
 	logger         *slog.Logger
 	ping           bool
+	introspection  *ServerInfo // nil: introspection off
 }
 
 // ClientOption configures a Client.
@@ -189,6 +190,28 @@ func WithMiddleware(mw ...Middleware) ServerOption {
 func WithPing(on bool) ServerOption {
 	return serverOpt(func(c *serverConfig) error {
 		c.ping = on
+		return nil
+	})
+}
+
+// WithIntrospection makes the server answer the methods of
+// [IntrospectionNamespace] at [IntrospectionVersion]: describe, which
+// returns the server's [ServerDescription] (info, target, endpoints,
+// uptime and [Stats]), and announce, the fanout cast through which
+// [Discover] lists the servers of a topic. The endpoint is served after
+// the server's endpoints and the ping, so the dispatcher's rules apply
+// as to any endpoint: a user endpoint of that namespace and a
+// compatible version comes first, and a method named describe in any
+// other namespace is unaffected. Requests in the namespace pass through
+// the server's middleware, so access policies apply to them too.
+//
+// info names the process; its empty fields take defaults (see
+// [ServerInfo]). Default: off. Python oslo.messaging servers do not
+// answer these methods.
+func WithIntrospection(info ServerInfo) ServerOption {
+	return serverOpt(func(c *serverConfig) error {
+		info.Metadata = maps.Clone(info.Metadata)
+		c.introspection = &info
 		return nil
 	})
 }

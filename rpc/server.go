@@ -46,6 +46,8 @@ type Server struct {
 	target     messaging.Target
 	cfg        serverConfig
 	dispatcher dispatcher
+	stats      serverStats   // see Stats; always collected
+	intro      *introspector // identity; serves introspection if enabled
 
 	mu        sync.Mutex // guards the fields below
 	state     int
@@ -54,6 +56,7 @@ type Server struct {
 	cancel    context.CancelFunc // cancels handler contexts
 	quit      chan struct{}      // closed by Shutdown and Close
 	done      chan struct{}      // closed when Serve returns
+	servedAt  time.Time          // when Serve started
 }
 
 // NewServer returns a server for target with the given endpoints,
@@ -110,6 +113,17 @@ func NewServer(tr *messaging.Transport, target messaging.Target, endpoints []*En
 		} else {
 			eps = append(eps, pingEndpoint())
 		}
+	}
+	var info ServerInfo
+	if s.cfg.introspection != nil {
+		info = *s.cfg.introspection
+	}
+	s.intro = newIntrospector(s, info)
+	if s.cfg.introspection != nil {
+		// After the endpoints and the ping, as oslo adds its ping
+		// endpoint: the dispatcher rules decide, and a user endpoint in
+		// the same namespace and version comes first.
+		eps = append(eps, s.intro.endpoint())
 	}
 	s.dispatcher = dispatcher{endpoints: eps}
 	return s, nil
@@ -184,6 +198,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("rpc: Serve called while Listen is in progress")
 	}
 	s.state = stateServing
+	s.servedAt = time.Now()
 	hctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	needListen := !s.listening
@@ -321,10 +336,21 @@ func (s *Server) handle(ctx context.Context, d driver.Delivery) {
 		log = log.With("msg_id", req.MsgID)
 	}
 
+	// Stats: every request is counted but those of the introspection
+	// namespace on a server with introspection (see Stats).
+	counted := s.cfg.introspection == nil || req.Namespace != IntrospectionNamespace
+	if counted {
+		s.stats.begin(req.IsCall())
+	}
+	start := time.Now()
+
 	ctx = messaging.NewIncomingContext(ctx, md)
 	result, err := s.invoke(ctx, d, req, md, log)
 
 	if !req.IsCall() {
+		if counted {
+			s.stats.processed(time.Since(start), err)
+		}
 		if err != nil {
 			s.logFailure(log, req, err)
 		}
@@ -334,6 +360,9 @@ func (s *Server) handle(ctx context.Context, d driver.Delivery) {
 	if err == nil {
 		reply.Result, err = s.encodeResult(ctx, result)
 	}
+	if counted {
+		s.stats.processed(time.Since(start), err)
+	}
 	if err != nil {
 		s.logFailure(log, req, err)
 		reply.Failure = failureFor(err, stackOf(err))
@@ -341,6 +370,9 @@ func (s *Server) handle(ctx context.Context, d driver.Delivery) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
 	defer cancel()
 	if rerr := d.Reply(rctx, reply); rerr != nil {
+		if counted {
+			s.stats.replyFailed()
+		}
 		log.Warn("rpc: reply not sent", "error", rerr)
 	}
 }
@@ -434,6 +466,10 @@ func (s *Server) logFailure(log *slog.Logger, req *driver.Request, err error) {
 	case isExpected(err):
 		log.Debug("rpc: expected exception", "error", err)
 	case errors.Is(err, ErrNoSuchMethod) && strings.HasSuffix(req.Method, "_ignore_errors"):
+		log.Debug("rpc: dispatch failed", "error", err)
+	case req.Namespace == IntrospectionNamespace && (errors.Is(err, ErrNoSuchMethod) || errors.Is(err, ErrUnsupportedVersion)):
+		// A server without introspection receives every Discover's
+		// fanout announce: not worth an error each time.
 		log.Debug("rpc: dispatch failed", "error", err)
 	default:
 		log.Error("rpc: method failed", "error", err)
