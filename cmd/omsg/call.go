@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/spf13/cobra"
 
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/rpc"
@@ -26,7 +27,8 @@ as JSON when it is valid JSON, else taken as a string: n=5 is 5, s=hello
 is "hello", l=[1,2] is a list, b=true is true, q='"5"' is the string "5".
 Flags go before METHOD. --context is oslo's request context, a JSON
 object. The call waits for the reply until --timeout (oslo's
-rpc_response_timeout).
+rpc_response_timeout: with --config-file, the files' value is the
+default).
 
 Exit status: 0 when the method returned (its result is on stdout), 1 when
 it raised an exception (printed on stderr as "remote error:
@@ -60,14 +62,18 @@ type sendFlags struct {
 }
 
 // register defines the flags of call, or of cast when cast is true.
-func (f *sendFlags) register(fs *flag.FlagSet, cast bool) {
-	f.targetFlags.register(fs, "send to this server of the topic only (default: any server)",
-		"RPC API version the method requires, major.minor (default: none, which servers take as 1.0)")
-	fs.DurationVar(&f.timeout, "timeout", rpc.DefaultTimeout, "how long to wait for the broker and, for a call, the reply (oslo's rpc_response_timeout)")
-	fs.StringVar(&f.context, "context", "", `request context sent with the message, a JSON object (e.g. '{"request_id": "req-1"}')`)
+func (f *sendFlags) register(cmd *command, cast bool) {
+	fs := cmd.cc.Flags()
+	f.targetFlags.register(fs, "send to this `server` of the topic only (default: any server)",
+		"RPC API `version` the method requires, major.minor (default: none, which servers take as 1.0)")
 	if cast {
 		fs.BoolVar(&f.fanout, "fanout", false, "send to every server of the topic")
+		fs.DurationVar(&f.timeout, "timeout", rpc.DefaultTimeout, "how long to wait for the broker to take the message")
+	} else {
+		fs.DurationVar(&f.timeout, "timeout", rpc.DefaultTimeout, "how long to wait for the broker and the reply: oslo's rpc_response_timeout, whose value in the configuration files, if any, is the default")
 	}
+	fs.StringVar(&f.context, "context", "", `request context sent with the message, a JSON object (e.g. '{"request_id": "req-1"}')`)
+	markConfigCompletion(cmd.cc)
 }
 
 // sendRequest is a call or cast as given on the command line.
@@ -78,13 +84,10 @@ type sendRequest struct {
 	md     messaging.Metadata
 }
 
-// parseSend parses the flags and arguments of call or cast. When ok is
-// false the command must exit with code.
-func parseSend(cmd *command, f *sendFlags, args []string, stdout, stderr io.Writer) (req *sendRequest, code int, ok bool) {
-	if code, ok := cmd.parse(args, stdout, stderr); !ok {
-		return nil, code, false
-	}
-	if cmd.fs.NArg() == 0 {
+// parseSend checks the flags and parses the arguments of call or cast.
+// When ok is false the command must exit with code.
+func parseSend(cmd *command, f *sendFlags, args []string, stderr io.Writer) (req *sendRequest, code int, ok bool) {
+	if len(args) == 0 {
 		return nil, cmd.usageError(stderr, "missing METHOD"), false
 	}
 	if f.topic == "" {
@@ -93,11 +96,11 @@ func parseSend(cmd *command, f *sendFlags, args []string, stdout, stderr io.Writ
 	if f.timeout <= 0 {
 		return nil, cmd.usageError(stderr, "--timeout must be positive, not %v", f.timeout), false
 	}
-	req = &sendRequest{flags: f, method: cmd.fs.Arg(0)}
+	req = &sendRequest{flags: f, method: args[0]}
 	if strings.HasPrefix(req.method, "-") {
 		return nil, cmd.usageError(stderr, "%q is not a method name", req.method), false
 	}
-	kwargs, err := parseKwargs(cmd.fs.Args()[1:])
+	kwargs, err := parseKwargs(args[1:])
 	if err != nil {
 		return nil, cmd.usageError(stderr, "%v", err), false
 	}
@@ -188,14 +191,18 @@ func (r *sendRequest) target() messaging.Target {
 }
 
 // prepare opens the transport and builds the client of a parsed call or
-// cast, reporting errors on stderr. The caller closes the transport
+// cast, reporting errors on stderr. The configuration files, when
+// given, set the default of --timeout. The caller closes the transport
 // when ok is true; otherwise the command exits with code.
 func (r *sendRequest) prepare(cmd *command, stderr io.Writer) (tr *messaging.Transport, client *rpc.Client, code int, ok bool) {
-	tr, err := r.flags.open(stderr)
-	if err != nil {
-		return nil, nil, cmd.usageError(stderr, "--url: %v", err), false
+	b, tr, code, ok := r.flags.setUp(cmd, false, stderr)
+	if !ok {
+		return nil, nil, code, false
 	}
-	client, err = rpc.NewClient(tr, r.target())
+	if b.fromFiles && cmd.name == "call" && !cmd.changed("timeout") {
+		r.flags.timeout = b.RPCResponseTimeout
+	}
+	client, err := rpc.NewClient(tr, r.target())
 	if err != nil {
 		_ = tr.Close()
 		if isUsageError(err) {
@@ -270,11 +277,9 @@ func sendFailed(cmd *command, f *sendFlags, method string, target messaging.Targ
 // --timeout deadline bounds the whole command: connecting, sending and,
 // for a call, waiting for the reply; the client takes it as the call's
 // timeout.
-func runSend(ctx context.Context, cmd *command, cast bool, args []string, stdout, stderr io.Writer,
+func runSend(ctx context.Context, cmd *command, f *sendFlags, args []string, stderr io.Writer,
 	send func(ctx context.Context, req *sendRequest, client *rpc.Client) int) int {
-	var f sendFlags
-	f.register(cmd.fs, cast)
-	req, code, ok := parseSend(cmd, &f, args, stdout, stderr)
+	req, code, ok := parseSend(cmd, f, args, stderr)
 	if !ok {
 		return code
 	}
@@ -295,11 +300,21 @@ func runSend(ctx context.Context, cmd *command, cast bool, args []string, stdout
 	return send(ctx, req, client)
 }
 
-// runCallCommand runs omsg call.
-func runCallCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// newCallCommand returns omsg call, which writes on stdout and stderr.
+func newCallCommand(stdout, stderr io.Writer) *cobra.Command {
 	stderr = &lockedWriter{w: stderr}
-	cmd := newCommand("call", "--topic T [flags] METHOD [key=value ...]", callSummary, callDetails, callExample, stderr)
-	return runSend(ctx, cmd, false, args, stdout, stderr, func(ctx context.Context, req *sendRequest, client *rpc.Client) int {
+	cmd := newCommand("call", "--topic T [flags] METHOD [key=value ...]", callSummary, callDetails, callExample)
+	var f sendFlags
+	f.register(cmd, false)
+	cmd.cc.RunE = func(cc *cobra.Command, args []string) error {
+		return exitWith(runCallCommand(cc.Context(), cmd, &f, args, stdout, stderr))
+	}
+	return cmd.cc
+}
+
+// runCallCommand runs omsg call.
+func runCallCommand(ctx context.Context, cmd *command, f *sendFlags, args []string, stdout, stderr io.Writer) int {
+	return runSend(ctx, cmd, f, args, stderr, func(ctx context.Context, req *sendRequest, client *rpc.Client) int {
 		var result json.RawMessage
 		if err := client.Call(ctx, req.method, req.kwargs, &result); err != nil {
 			return sendFailed(cmd, req.flags, req.method, client.Target(), err, stderr)
@@ -318,11 +333,21 @@ func runCallCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	})
 }
 
-// runCastCommand runs omsg cast.
-func runCastCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// newCastCommand returns omsg cast, which writes on stderr.
+func newCastCommand(stderr io.Writer) *cobra.Command {
 	stderr = &lockedWriter{w: stderr}
-	cmd := newCommand("cast", "--topic T [flags] METHOD [key=value ...]", castSummary, castDetails, castExample, stderr)
-	return runSend(ctx, cmd, true, args, stdout, stderr, func(ctx context.Context, req *sendRequest, client *rpc.Client) int {
+	cmd := newCommand("cast", "--topic T [flags] METHOD [key=value ...]", castSummary, castDetails, castExample)
+	var f sendFlags
+	f.register(cmd, true)
+	cmd.cc.RunE = func(cc *cobra.Command, args []string) error {
+		return exitWith(runCastCommand(cc.Context(), cmd, &f, args, stderr))
+	}
+	return cmd.cc
+}
+
+// runCastCommand runs omsg cast.
+func runCastCommand(ctx context.Context, cmd *command, f *sendFlags, args []string, stderr io.Writer) int {
+	return runSend(ctx, cmd, f, args, stderr, func(ctx context.Context, req *sendRequest, client *rpc.Client) int {
 		if err := client.Cast(ctx, req.method, req.kwargs); err != nil {
 			return sendFailed(cmd, req.flags, req.method, client.Target(), err, stderr)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,7 +8,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/go-oslo/messaging"
+	"github.com/go-oslo/messaging/config"
 	"github.com/go-oslo/messaging/driver"
 )
 
@@ -26,58 +29,45 @@ const urlEnv = "OMSG_TRANSPORT_URL"
 // neither --url nor OMSG_TRANSPORT_URL is set.
 const defaultTransportURL = "rabbit://guest:guest@localhost:5672/"
 
-// command is one subcommand's flag set and help text.
+// command is one subcommand: its cobra command and the helpers that
+// report its usage errors.
 type command struct {
-	name     string // "call"
-	synopsis string // the arguments after "omsg <name>"
-	summary  string // one line: what the command does
-	details  string // further paragraphs, may be empty
-	example  string // one or more example invocations, one per line
-	fs       *flag.FlagSet
+	name string // "call"
+	cc   *cobra.Command
 }
 
-// newCommand returns a command whose flag set reports parse errors on
-// stderr and leaves help to [command.parse].
-func newCommand(name, synopsis, summary, details, example string, stderr io.Writer) *command {
-	fs := flag.NewFlagSet("omsg "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {} // parse prints the usage itself, on the right stream
-	return &command{name: name, synopsis: synopsis, summary: summary, details: details, example: example, fs: fs}
+// newCommand returns a command whose help has synopsis after "omsg
+// <name>", summary as its first line, then details and the examples,
+// one invocation a line. Its flags stop at the first argument, so that
+// METHOD, key=value and PAYLOAD_JSON arguments are never taken for
+// flags.
+func newCommand(name, synopsis, summary, details, example string) *command {
+	long := summary
+	if details != "" {
+		long += "\n\n" + strings.TrimRight(details, "\n")
+	}
+	cc := &cobra.Command{
+		Use:     name + " " + synopsis,
+		Short:   strings.TrimSuffix(summary, "."),
+		Long:    long,
+		Example: indent(example),
+	}
+	cc.Flags().SetInterspersed(false)
+	cc.Flags().SortFlags = false
+	return &command{name: name, cc: cc}
 }
 
-// usage writes the command's help to w.
-func (c *command) usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: omsg %s %s\n\n%s\n", c.name, c.synopsis, c.summary)
-	if c.details != "" {
-		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(c.details, "\n"))
+// indent indents every line of text by two spaces, as cobra shows
+// examples.
+func indent(text string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString("  " + line)
 	}
-	fmt.Fprintf(w, "\nExample:\n")
-	for line := range strings.SplitSeq(strings.TrimRight(c.example, "\n"), "\n") {
-		fmt.Fprintf(w, "  %s\n", line)
-	}
-	fmt.Fprintf(w, "\nFlags:\n")
-	out := c.fs.Output()
-	c.fs.SetOutput(w)
-	c.fs.PrintDefaults()
-	c.fs.SetOutput(out)
-}
-
-// parse parses args. When the command must stop (--help, or a flag
-// error, which the flag package has already reported), ok is false and
-// code is the exit code: help goes to stdout with exitOK, usage errors
-// to stderr with exitUsage.
-func (c *command) parse(args []string, stdout, stderr io.Writer) (code int, ok bool) {
-	err := c.fs.Parse(args)
-	switch {
-	case err == nil:
-		return exitOK, true
-	case errors.Is(err, flag.ErrHelp):
-		c.usage(stdout)
-		return exitOK, false
-	default:
-		fmt.Fprintf(stderr, "Run 'omsg %s --help' for usage.\n", c.name)
-		return exitUsage, false
-	}
+	return b.String()
 }
 
 // usageError reports a usage error on stderr and returns exitUsage.
@@ -86,8 +76,12 @@ func (c *command) usageError(stderr io.Writer, format string, args ...any) int {
 	return exitUsage
 }
 
+// changed reports whether the flag name was given on the command line.
+func (c *command) changed(name string) bool { return c.cc.Flags().Changed(name) }
+
 // targetFlags are the flags shared by call, cast and serve: where the
-// bus is and which target to use.
+// bus is and which target to use. notify and listen use the bus flags
+// only: --url, --exchange, --verbose and the configuration files.
 type targetFlags struct {
 	url       string
 	exchange  string
@@ -96,38 +90,161 @@ type targetFlags struct {
 	namespace string
 	version   string
 	verbose   bool
+	config    *config.Sources // --config-file and --config-dir; nil: none
+}
+
+// registerBus defines --url, --exchange, --verbose, --config-file and
+// --config-dir on fs.
+func (f *targetFlags) registerBus(fs *pflag.FlagSet) {
+	fs.StringVar(&f.url, "url", "", "transport `URL`, oslo's transport_url (default: the configuration files' transport_url, else $"+urlEnv+", else "+redactedDefaultURL()+")")
+	fs.StringVar(&f.exchange, "exchange", "", "`exchange` (default: the control exchange: the configuration files' control_exchange, else "+messaging.DefaultExchange+")")
+	f.config = registerConfigFlags(fs)
+	fs.BoolVar(&f.verbose, "verbose", false, "also print the library's logs (to stderr)")
 }
 
 // register defines the flags on fs; serverHelp and versionHelp describe
 // --server and --version, whose meanings differ between clients and
 // servers.
-func (f *targetFlags) register(fs *flag.FlagSet, serverHelp, versionHelp string) {
-	fs.StringVar(&f.url, "url", "", "transport URL, oslo's transport_url (default $"+urlEnv+", else "+redactedDefaultURL()+")")
-	fs.StringVar(&f.exchange, "exchange", "", "exchange (default: the control exchange, "+messaging.DefaultExchange+")")
-	fs.StringVar(&f.topic, "topic", "", "topic (required)")
+func (f *targetFlags) register(fs *pflag.FlagSet, serverHelp, versionHelp string) {
+	fs.StringVar(&f.topic, "topic", "", "`topic` (required)")
 	fs.StringVar(&f.server, "server", "", serverHelp)
-	fs.StringVar(&f.namespace, "namespace", "", "RPC namespace (default: the default namespace, oslo's None)")
+	fs.StringVar(&f.namespace, "namespace", "", "RPC `namespace` (default: the default namespace, oslo's None)")
 	fs.StringVar(&f.version, "version", "", versionHelp)
-	fs.BoolVar(&f.verbose, "verbose", false, "also print the library's logs (to stderr)")
+	f.registerBus(fs)
 }
 
-// transportURL returns the URL to open: --url, else $OMSG_TRANSPORT_URL,
-// else oslo's default.
+// registerConfigFlags defines package config's --config-file and
+// --config-dir on fs, with their help, and returns the sources they
+// fill.
+func registerConfigFlags(fs *pflag.FlagSet) *config.Sources {
+	std := flag.NewFlagSet("", flag.ContinueOnError)
+	srcs := config.RegisterFlags(std)
+	fs.AddGoFlagSet(std)
+	return srcs
+}
+
+// markConfigCompletion makes the shells complete --config-file with
+// *.conf files and --config-dir with directories.
+func markConfigCompletion(cc *cobra.Command) {
+	_ = cc.MarkFlagFilename("config-file", "conf")
+	_ = cc.MarkFlagDirname("config-dir")
+}
+
+// transportURL returns the URL to open without configuration files:
+// --url, else $OMSG_TRANSPORT_URL, else oslo's default.
 func (f *targetFlags) transportURL() string {
-	if f.url != "" {
-		return f.url
-	}
-	if env := os.Getenv(urlEnv); env != "" {
-		return env
+	if u, _ := f.explicitURL(); u != "" {
+		return u
 	}
 	return defaultTransportURL
 }
 
-// open opens the transport the flags name, with the library's logs
-// going to stderr when --verbose is set. Open does no I/O, so its errors
-// are about the URL itself; they never contain its password.
-func (f *targetFlags) open(stderr io.Writer) (*messaging.Transport, error) {
-	return messaging.Open(f.transportURL(), messaging.WithLogger(logger(f.verbose, stderr)))
+// explicitURL returns --url, else $OMSG_TRANSPORT_URL, with the name of
+// its source; "" when neither is set.
+func (f *targetFlags) explicitURL() (url, from string) {
+	if f.url != "" {
+		return f.url, "--url"
+	}
+	if env := os.Getenv(urlEnv); env != "" {
+		return env, "$" + urlEnv
+	}
+	return "", ""
+}
+
+// bus is the configuration of the bus a command uses: the options of
+// oslo.messaging, from the configuration files when any is given, else
+// oslo's defaults, with the transport URL chosen as the help of --url
+// says.
+type bus struct {
+	*config.Messaging
+	urlFrom   string // what chose the transport URL, for errors: "--url", ...
+	fromFiles bool   // --config-file or --config-dir was given
+}
+
+// resolve reads the configuration files, if any, reports their notices
+// on stderr and returns the bus. Its errors are about the files, which
+// are part of the command line.
+func (f *targetFlags) resolve(name string, stderr io.Writer) (*bus, error) {
+	b := &bus{Messaging: config.Default()}
+	rpcSet, notifSet := false, false
+	if f.config != nil && !f.config.Empty() {
+		m, file, err := loadConfig(f.config, name, stderr)
+		if err != nil {
+			return nil, err
+		}
+		b.Messaging, b.fromFiles = m, true
+		rpcSet = file.IsSet(config.GroupDefault, "transport_url")
+		notifSet = file.IsSet(config.GroupNotifications, "transport_url")
+	}
+	// The files named on the command line come before the environment:
+	// they are as explicit as --url, the variable may be a leftover of
+	// the shell.
+	env := os.Getenv(urlEnv)
+	switch {
+	case f.url != "":
+		// The URL of the command line serves RPC and notifications
+		// alike; the files' rabbit options still apply to it.
+		b.TransportURL, b.Notifications.TransportURL, b.urlFrom = config.URL(f.url), "", "--url"
+	case rpcSet || notifSet:
+		b.urlFrom = "the configuration files' transport_url"
+		if !rpcSet {
+			b.TransportURL = defaultTransportURL
+		}
+	case env != "":
+		b.TransportURL, b.Notifications.TransportURL, b.urlFrom = config.URL(env), "", "$"+urlEnv
+	default:
+		b.TransportURL, b.urlFrom = defaultTransportURL, "the default URL"
+	}
+	return b, nil
+}
+
+// loadConfig reads the configuration files of srcs and the options of
+// oslo.messaging they set, and reports their notices on stderr.
+func loadConfig(srcs *config.Sources, name string, stderr io.Writer) (*config.Messaging, *config.File, error) {
+	file, err := srcs.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, notices, err := config.FromFile(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range notices {
+		fmt.Fprintf(stderr, "omsg %s: %v\n", name, n)
+	}
+	return m, file, nil
+}
+
+// open opens the RPC transport of b, or its notification transport
+// when notifications is true, with the library's logs going to stderr
+// when --verbose is set. Open does no I/O, so its errors are about the
+// URL itself; they never contain its password.
+func (f *targetFlags) open(b *bus, notifications bool, stderr io.Writer) (*messaging.Transport, error) {
+	log := messaging.WithLogger(logger(f.verbose, stderr))
+	switch {
+	case !b.fromFiles:
+		// Without files there is no option to add to the URL.
+		return messaging.Open(string(b.TransportURL), log)
+	case notifications:
+		return b.OpenNotificationTransport(log)
+	default:
+		return b.OpenRPCTransport(log)
+	}
+}
+
+// setUp resolves the bus of a command and opens its RPC transport, or
+// its notification transport when notifications is true, reporting
+// errors on stderr. When ok is false the command exits with code.
+func (f *targetFlags) setUp(cmd *command, notifications bool, stderr io.Writer) (b *bus, tr *messaging.Transport, code int, ok bool) {
+	b, err := f.resolve(cmd.name, stderr)
+	if err != nil {
+		return nil, nil, cmd.usageError(stderr, "configuration: %v", err), false
+	}
+	tr, err = f.open(b, notifications, stderr)
+	if err != nil {
+		return nil, nil, cmd.usageError(stderr, "%s: %v", b.urlFrom, err), false
+	}
+	return b, tr, exitOK, true
 }
 
 // redactedDefaultURL is oslo's default URL as the help shows it, with

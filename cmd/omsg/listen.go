@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/spf13/cobra"
 
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/notify"
@@ -77,6 +78,9 @@ func (f *prioritiesFlag) String() string {
 	return strings.Join(names, ",")
 }
 
+// Type names the flag's value in help.
+func (f *prioritiesFlag) Type() string { return "priorities" }
+
 // Set adds the comma-separated priorities of s.
 func (f *prioritiesFlag) Set(s string) error {
 	for name := range strings.SplitSeq(s, ",") {
@@ -109,12 +113,15 @@ type listenFlags struct {
 	eventType  string
 }
 
-func (f *listenFlags) register(fs *flag.FlagSet) {
-	registerBusFlags(fs, &f.bus)
+func (f *listenFlags) register(cc *cobra.Command) {
+	fs := cc.Flags()
 	fs.Var(&f.topics, "topic", topicsUsage)
-	fs.StringVar(&f.pool, "pool", "", "get a copy of every notification in this pool's own queue, instead of taking them from the shared queues (recommended)")
+	fs.StringVar(&f.pool, "pool", "", "get a copy of every notification in this `pool`'s own queue, instead of taking them from the shared queues (recommended)")
 	fs.Var(&f.priorities, "priority", "`priorities` to consume, repeatable or comma-separated (default: all seven)")
-	fs.StringVar(&f.eventType, "event-type", "", `print only the notifications whose event type matches this glob (e.g. 'compute.instance.*')`)
+	fs.StringVar(&f.eventType, "event-type", "", "print only the notifications whose event type matches this `glob` (e.g. 'compute.instance.*')")
+	f.bus.registerBus(fs)
+	markConfigCompletion(cc)
+	_ = cc.RegisterFlagCompletionFunc("priority", completePriorities)
 }
 
 // endpointFor returns an endpoint with the handler h for every priority
@@ -160,31 +167,37 @@ func subscription(topics []string, prios []notify.Priority) string {
 	return strings.Join(parts, ", ")
 }
 
-// runListenCommand runs omsg listen.
-func runListenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// newListenCommand returns omsg listen, which writes on stdout and
+// stderr.
+func newListenCommand(stdout, stderr io.Writer) *cobra.Command {
 	stdout = &lockedWriter{w: stdout}
 	stderr = &lockedWriter{w: stderr}
-	cmd := newCommand("listen", "[flags]", listenSummary, listenDetails, listenExample, stderr)
+	cmd := newCommand("listen", "[flags]", listenSummary, listenDetails, listenExample)
 	var f listenFlags
-	f.register(cmd.fs)
-	if code, ok := cmd.parse(args, stdout, stderr); !ok {
-		return code
+	f.register(cmd.cc)
+	cmd.cc.RunE = func(cc *cobra.Command, args []string) error {
+		return exitWith(runListenCommand(cc.Context(), cmd, &f, args, stdout, stderr))
 	}
-	if cmd.fs.NArg() > 0 {
-		return cmd.usageError(stderr, "unexpected arguments %q", cmd.fs.Args())
+	return cmd.cc
+}
+
+// runListenCommand runs omsg listen.
+func runListenCommand(ctx context.Context, cmd *command, f *listenFlags, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		return cmd.usageError(stderr, "unexpected arguments %q", args)
 	}
 	if f.eventType != "" {
 		if _, err := path.Match(f.eventType, ""); err != nil {
 			return cmd.usageError(stderr, "--event-type %q: %v", f.eventType, err)
 		}
 	}
-	tr, err := f.bus.open(stderr)
-	if err != nil {
-		return cmd.usageError(stderr, "--url: %v", err)
+	b, tr, code, ok := f.bus.setUp(cmd, true, stderr)
+	if !ok {
+		return code
 	}
 	defer tr.Close()
 
-	topics := f.topics.list()
+	topics := f.topics.listFrom(b)
 	prios := f.priorities.list()
 	targets := make([]messaging.Target, len(topics))
 	for i, t := range topics {
@@ -241,7 +254,7 @@ func runListenCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	// printed finish and its notification be acknowledged.
 	served := make(chan error, 1)
 	go func() { served <- lis.Serve(context.WithoutCancel(ctx)) }()
-	code := exitOK
+	code = exitOK
 	select {
 	case err := <-served:
 		_ = lis.Close()

@@ -8,6 +8,8 @@
 //	omsg serve --topic T --server S [flags]
 //	omsg notify --publisher-id P --event-type E [flags] PAYLOAD_JSON
 //	omsg listen [--topic T] [--pool P] [--priority P,...] [--event-type GLOB] [flags]
+//	omsg version
+//	omsg completion bash|zsh|fish|powershell
 //
 // demo replays oslo.messaging's classic demonstration: two RPC servers
 // on one topic, a call answered by one of them, a call to a named
@@ -20,25 +22,37 @@
 // diagnostic RPC server (ping, echo, sleep, fail) that prints every
 // request it serves as a line of JSON. notify sends a notification, as
 // oslo's Notifier does; listen prints every notification it receives as
-// a line of JSON. They use the bus named by --url,
-// else $OMSG_TRANSPORT_URL, else oslo's default
-// rabbit://guest:guest@localhost:5672/. "omsg <command> --help" describes
-// each command.
+// a line of JSON. They use the bus named by --url, else
+// $OMSG_TRANSPORT_URL, else the transport_url of the oslo.config files
+// given with --config-file and --config-dir, else oslo's default
+// rabbit://guest:guest@localhost:5672/; the files also give the control
+// exchange, rpc_response_timeout and the rabbit options.
+//
+// Exit status: 0 on success, 1 when the command failed (a remote error),
+// 2 when the broker could not be reached or did not answer in time, 64
+// for a usage error. "omsg --help" and "omsg <command> --help" describe
+// the commands; "omsg completion" writes shell completion scripts.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
+	"github.com/go-oslo/messaging/config"
 	_ "github.com/go-oslo/messaging/driver/memory"
 	_ "github.com/go-oslo/messaging/driver/rabbit"
+	"github.com/go-oslo/messaging/wire"
 )
 
 // Exit codes.
@@ -58,72 +72,166 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `omsg: the go-oslo/messaging tool
+// exitError ends a command that has already reported why, with its
+// exit code.
+type exitError struct{ code int }
 
-Usage:
-  omsg demo [--url URL] [--topic TOPIC] [--exchange EXCHANGE] [--verbose]
-      Replay oslo.messaging's RPC demonstration (two servers, call, call to a
-      server, fanout cast, version mismatch, remote error) and print who sent
-      what and who handled it. Default URL: memory:// (in-process).
-  omsg call --topic T [--server S] [--namespace N] [--version V] [--exchange E]
-            [--url URL] [--timeout 60s] [--context JSON] METHOD [key=value ...]
-      Call METHOD and print its result as JSON on stdout. Values are JSON
-      when valid JSON, else strings. Exit 1 on a remote error, 2 on a
-      timeout or transport error.
-  omsg cast [same flags as call] [--fanout] METHOD [key=value ...]
-      Send METHOD without waiting for it to run (--fanout: to every server).
-  omsg serve --topic T --server S [--namespace N] [--version V] [--exchange E] [--url URL]
-      Run a diagnostic RPC server (ping, echo, sleep, fail, oslo_rpc_server_ping)
-      that prints every request it serves as a JSON line on stdout.
-  omsg notify --publisher-id P --event-type E [--priority info] [--topic T]
-              [--format v2|v1] [--context JSON] [--exchange E] [--url URL]
-              [--timeout 60s] PAYLOAD_JSON
-      Send a notification, as oslo's Notifier does (default topic:
-      notifications). Exit 2 on a timeout or transport error.
-  omsg listen [--topic T] [--pool P] [--priority info,error,...]
-              [--event-type GLOB] [--exchange E] [--url URL]
-      Print every notification received as a JSON line on stdout. Without
-      --pool it takes them from the queues the services' listeners share:
-      use --pool to watch a live bus.
-  omsg help
-      Show this help.
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-call, cast, serve, notify and listen use --url, else $OMSG_TRANSPORT_URL,
-else oslo's default: RabbitMQ on localhost:5672 as guest. Add --help to a
-command for its flags.
+// exitWith returns the error of a command that ends with code: nil for
+// exitOK.
+func exitWith(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return &exitError{code: code}
+}
 
-Examples:
-  omsg demo
-  omsg serve --topic omsg --server s1 &
-  omsg call --topic omsg --server s1 echo n=5 s=hello
-  omsg listen --pool omsg-tail &
-  omsg notify --publisher-id omsg --event-type omsg.test '{"n": 5}'
-`
-
+// run runs omsg with args, the arguments after the program name, and
+// returns its exit code. Commands write on stdout and stderr only.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		// Without a command, omsg is a usage error: help on stderr.
+		root.SetOut(stderr)
+		root.SetArgs([]string{"--help"})
+		_ = root.ExecuteContext(ctx)
 		return exitUsage
 	}
-	switch args[0] {
-	case "demo":
-		return runDemoCommand(ctx, args[1:], stdout, stderr)
-	case "call":
-		return runCallCommand(ctx, args[1:], stdout, stderr)
-	case "cast":
-		return runCastCommand(ctx, args[1:], stdout, stderr)
-	case "serve":
-		return runServeCommand(ctx, args[1:], stdout, stderr)
-	case "notify":
-		return runNotifyCommand(ctx, args[1:], stdout, stderr)
-	case "listen":
-		return runListenCommand(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	var ee *exitError
+	switch {
+	case err == nil:
 		return exitOK
-	default:
-		fmt.Fprintf(stderr, "omsg: unknown command %q\n\n%s", args[0], usage)
-		return exitUsage
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	// Cobra's errors are usage errors: an unknown command or flag, an
+	// invalid flag value, a wrong number of arguments.
+	path := cmd.CommandPath()
+	fmt.Fprintf(stderr, "%s: %s\n", path, strings.TrimRight(err.Error(), "\n"))
+	if hint := dashHint(cmd, args); hint != "" {
+		fmt.Fprintf(stderr, "%s: %s\n", path, hint)
+	}
+	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
+	return exitUsage
+}
+
+// dashHint returns a hint for the first argument that names a long flag
+// of cmd after one dash, such as -url, which omsg read before it
+// followed the convention of two; "" if there is none.
+func dashHint(cmd *cobra.Command, args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && cmd.Flags().Lookup(name) != nil {
+			return fmt.Sprintf("long flags take two dashes: --%s, not %s", name, a)
+		}
+	}
+	return ""
+}
+
+const rootLong = `omsg talks to OpenStack services over their message bus, as
+oslo.messaging does: it calls and casts RPC methods, serves them, sends
+notifications and listens for them, all in oslo.messaging's wire format,
+over RabbitMQ (rabbit://) or the in-process bus (memory://).`
+
+const rootExample = `omsg demo
+omsg serve --topic omsg --server s1 &
+omsg call --topic omsg --server s1 echo n=5 s=hello
+omsg call --config-file /etc/nova/nova.conf --topic compute --server host1 oslo_rpc_server_ping
+omsg listen --pool omsg-tail &
+omsg notify --publisher-id omsg --event-type omsg.test '{"n": 5}'
+source <(omsg completion bash)`
+
+// rootFooter is added to the usage of omsg itself, after its flags;
+// %s is oslo's default URL.
+const rootFooter = `{{if not .HasParent}}
+
+Transport URL:
+  call, cast, serve, notify and listen use the first of:
+    1. --url
+    2. transport_url of the configuration files given with
+       --config-file or --config-dir (notify and listen prefer
+       [oslo_messaging_notifications] transport_url)
+    3. $` + urlEnv + `
+    4. oslo's default, %s
+  demo uses --url, else the files' transport_url, else memory://.
+
+Configuration files:
+  --config-file PATH and --config-dir DIR, on every command that uses
+  a bus, read oslo.config files such as /etc/nova/nova.conf as the
+  services do. Both are repeatable; later sources win, and a directory
+  stands for its *.conf files in sorted order. Besides the transport
+  URL, the files give control_exchange (the default of --exchange),
+  rpc_response_timeout (the default of call's --timeout),
+  executor_thread_pool_size (serve), [oslo_messaging_notifications]
+  topics (the default of --topic of notify and listen) and the
+  [oslo_messaging_rabbit] options, which apply to the transport URL
+  unless its query sets them. Flags always win over the files. Unknown
+  and deprecated options are reported on stderr.
+
+Environment:
+  ` + urlEnv + `    transport URL when neither --url nor a configuration file gives one
+  OS_<GROUP>__<OPTION>  with --config-file or --config-dir, overrides
+                        that option of the files, as for oslo.config
+                        (e.g. OS_DEFAULT__CONTROL_EXCHANGE)
+
+Exit status:
+  0   success
+  1   the command failed: a remote error (call), stdout unwritable
+      (listen), a failed demonstration (demo)
+  2   unavailable: the broker could not be reached or did not take the
+      message, or no reply came, within --timeout
+  64  usage error: unknown command or flag, invalid argument, unreadable
+      or invalid configuration file{{end}}
+`
+
+// newRootCommand returns omsg and its commands, writing on stdout and
+// stderr.
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "omsg",
+		Short:         "The go-oslo/messaging tool",
+		Long:          rootLong,
+		Example:       indent(rootExample),
+		Version:       moduleVersion(),
+		SilenceErrors: true, // run reports them
+		SilenceUsage:  true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetUsageTemplate(strings.TrimSuffix(root.UsageTemplate(), "\n") + fmt.Sprintf(rootFooter, redactedDefaultURL()))
+	root.SetVersionTemplate("omsg version {{.Version}}\n")
+	root.AddCommand(
+		newDemoCommand(stdout, stderr),
+		newCallCommand(stdout, stderr),
+		newCastCommand(stderr),
+		newServeCommand(stdout, stderr),
+		newNotifyCommand(stderr),
+		newListenCommand(stdout, stderr),
+		newVersionCommand(stdout),
+	)
+	root.InitDefaultCompletionCmd()
+	if cc, _, err := root.Find([]string{"completion"}); err == nil && cc != root {
+		completionHelp(cc, stderr)
+	}
+	return root
+}
+
+// completionHelp adds examples to cobra's completion command cc and
+// makes a missing or unknown shell a usage error.
+func completionHelp(cc *cobra.Command, stderr io.Writer) {
+	cc.Example = indent(`source <(omsg completion bash)
+omsg completion zsh > "${fpath[1]}/_omsg"
+omsg completion fish > ~/.config/fish/completions/omsg.fish`)
+	cc.RunE = func(cc *cobra.Command, _ []string) error {
+		cc.SetOut(stderr)
+		_ = cc.Help()
+		return exitWith(exitUsage)
 	}
 }
 
@@ -136,30 +244,115 @@ func logger(verbose bool, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("omsg demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "memory://", "transport URL")
-	topic := fs.String("topic", "test", "topic the demo servers listen on")
-	exchange := fs.String("exchange", "", "exchange (default: the control exchange, openstack)")
+const demoSummary = "Replay oslo.messaging's RPC demonstration and print who sent what and who handled it."
+
+const demoDetails = `Two RPC servers on --topic, a call answered by one of them, a call to a
+named server, a fanout cast reaching both, a version mismatch rejected, a
+remote error coming back, and a notification sent and received.
+
+It runs over the in-process memory:// bus unless --url, or the
+transport_url of --config-file, names another; the files' control_exchange
+is then the default of --exchange.
+
+Exit status: 0 when the demonstration completed, 1 when it failed, 64 for
+a usage error.`
+
+const demoExample = `omsg demo
+omsg demo --url rabbit://user:pass@rabbit1:5672/ --verbose`
+
+// newDemoCommand returns omsg demo, which writes on stdout and stderr.
+func newDemoCommand(stdout, stderr io.Writer) *cobra.Command {
+	cmd := newCommand("demo", "[flags]", demoSummary, demoDetails, demoExample)
+	fs := cmd.cc.Flags()
+	url := fs.String("url", "memory://", "transport `URL`")
+	topic := fs.String("topic", "test", "`topic` the demo servers listen on")
+	exchange := fs.String("exchange", "", "`exchange` (default: the control exchange: the configuration files' control_exchange, else openstack)")
+	srcs := registerConfigFlags(fs)
 	verbose := fs.Bool("verbose", false, "also print the library's logs (to stderr)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: omsg demo [--url URL] [--topic TOPIC] [--exchange EXCHANGE]\n\nExample:\n  omsg demo\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	markConfigCompletion(cmd.cc)
+	cmd.cc.RunE = func(cc *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return exitWith(cmd.usageError(stderr, "unexpected arguments %q", args))
 		}
-		return exitUsage
+		cfg := demoConfig{URL: *url, Topic: *topic, Exchange: *exchange, Log: logger(*verbose, stderr)}
+		if !srcs.Empty() {
+			m, file, err := loadConfig(srcs, cmd.name, stderr)
+			if err != nil {
+				return exitWith(cmd.usageError(stderr, "configuration: %v", err))
+			}
+			if cmd.changed("url") || !file.IsSet(config.GroupDefault, "transport_url") {
+				m.TransportURL = config.URL(*url)
+			}
+			u, err := m.RPCURL()
+			if err != nil {
+				fmt.Fprintf(stderr, "omsg demo: %v\n", err)
+				return exitWith(exitFailure)
+			}
+			cfg.URL = string(u)
+			if !cmd.changed("exchange") {
+				cfg.Exchange = m.ControlExchange
+			}
+		}
+		if err := runDemo(cc.Context(), stdout, cfg); err != nil {
+			fmt.Fprintf(stderr, "omsg demo: %v\n", err)
+			return exitWith(exitFailure)
+		}
+		return nil
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "omsg demo: unexpected arguments %q\n", fs.Args())
-		return exitUsage
+	return cmd.cc
+}
+
+// newVersionCommand returns omsg version, which writes on stdout.
+func newVersionCommand(stdout io.Writer) *cobra.Command {
+	cmd := newCommand("version", "", "Print the version of omsg, of Go and of oslo.messaging's wire format.",
+		`The first line is the version of the module github.com/go-oslo/messaging
+omsg was built from: a release such as v1.2.0, a pseudo-version, or
+(devel) for a build from a working tree. The lines after it give the VCS
+revision when the build recorded it, the Go release, and the version of
+oslo.messaging's message envelope that omsg speaks.`, "omsg version")
+	cmd.cc.Args = cobra.NoArgs
+	cmd.cc.RunE = func(*cobra.Command, []string) error {
+		writeVersion(stdout)
+		return nil
 	}
-	if err := runDemo(ctx, stdout, demoConfig{URL: *url, Topic: *topic, Exchange: *exchange, Log: logger(*verbose, stderr)}); err != nil {
-		fmt.Fprintf(stderr, "omsg demo: %v\n", err)
-		return exitFailure
+	return cmd.cc
+}
+
+// modulePath is the path of the module omsg is part of.
+const modulePath = "github.com/go-oslo/messaging"
+
+// moduleVersion returns the version of the module omsg was built from,
+// "(devel)" when unknown.
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == modulePath && bi.Main.Version != "" {
+		return bi.Main.Version
 	}
-	return exitOK
+	return "(devel)"
+}
+
+// writeVersion writes what omsg version prints.
+func writeVersion(w io.Writer) {
+	fmt.Fprintf(w, "omsg version %s\n", moduleVersion())
+	fmt.Fprintf(w, "  module:  %s\n", modulePath)
+	goVersion := runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		settings := map[string]string{}
+		for _, s := range bi.Settings {
+			settings[s.Key] = s.Value
+		}
+		if rev := settings["vcs.revision"]; rev != "" {
+			if settings["vcs.modified"] == "true" {
+				rev += " (modified)"
+			}
+			if t := settings["vcs.time"]; t != "" {
+				rev += ", " + t
+			}
+			fmt.Fprintf(w, "  commit:  %s\n", rev)
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+	}
+	fmt.Fprintf(w, "  go:      %s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "  wire:    oslo.messaging %s\n", wire.EnvelopeVersion)
 }

@@ -60,10 +60,10 @@ func TestUsageAndExitCodes(t *testing.T) {
 		in   string // substring of stdout+stderr
 	}{
 		{nil, exitUsage, "Usage:"},
-		{[]string{"help"}, exitOK, "omsg demo"},
+		{[]string{"help"}, exitOK, "\n  demo        Replay oslo.messaging's RPC demonstration"},
 		{[]string{"nosuch"}, exitUsage, `unknown command "nosuch"`},
-		{[]string{"demo", "--help"}, exitOK, "Example:"},
-		{[]string{"demo", "--bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"demo", "--help"}, exitOK, "Examples:\n  omsg demo\n"},
+		{[]string{"demo", "--bogus"}, exitUsage, "unknown flag: --bogus"},
 		{[]string{"demo", "extra"}, exitUsage, "unexpected arguments"},
 		{[]string{"demo", "--url", "nosuch://h/"}, exitFailure, "unknown driver"},
 		{[]string{"demo", "--url", "rabbit://u:SECRETPW@h:bad/"}, exitFailure, "port"},

@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/notify"
@@ -47,18 +48,6 @@ const (
 	formatV1 = "v1" // messaging: the bare message
 )
 
-// registerBusFlags defines on fs the flags that notify and listen share
-// with call, cast and serve: --url, --exchange and --verbose, with the
-// same help, stored in f.
-func registerBusFlags(fs *flag.FlagSet, f *targetFlags) {
-	all := flag.NewFlagSet("", flag.ContinueOnError)
-	f.register(all, "", "")
-	for _, name := range []string{"url", "exchange", "verbose"} {
-		fl := all.Lookup(name)
-		fs.Var(fl.Value, fl.Name, fl.Usage)
-	}
-}
-
 // topicsFlag is a flag of topics that may be repeated, each value
 // holding one topic or several separated by commas.
 type topicsFlag struct {
@@ -67,6 +56,9 @@ type topicsFlag struct {
 
 // String returns the topics, comma-separated.
 func (f *topicsFlag) String() string { return strings.Join(f.topics, ",") }
+
+// Type names the flag's value in help.
+func (f *topicsFlag) Type() string { return "topics" }
 
 // Set adds the comma-separated topics of s.
 func (f *topicsFlag) Set(s string) error {
@@ -91,8 +83,17 @@ func (f *topicsFlag) list() []string {
 	return slices.Clone(f.topics)
 }
 
+// listFrom returns the topics given, else those of the configuration
+// files, else oslo's default topic.
+func (f *topicsFlag) listFrom(b *bus) []string {
+	if len(f.topics) == 0 && len(b.Notifications.Topics) > 0 {
+		return slices.Clone(b.Notifications.Topics)
+	}
+	return f.list()
+}
+
 // topicsUsage is the help of --topic.
-const topicsUsage = "notification `topics`, repeatable or comma-separated: oslo's [oslo_messaging_notifications] topics (default \"" + notify.DefaultTopic + "\")"
+const topicsUsage = "notification `topics`, repeatable or comma-separated: oslo's [oslo_messaging_notifications] topics (default: the configuration files' topics, else \"" + notify.DefaultTopic + "\")"
 
 // notifyFlags are the flags of omsg notify.
 type notifyFlags struct {
@@ -106,15 +107,29 @@ type notifyFlags struct {
 	timeout     time.Duration
 }
 
-func (f *notifyFlags) register(fs *flag.FlagSet) {
-	registerBusFlags(fs, &f.bus)
-	fs.Var(&f.topics, "topic", topicsUsage)
+func (f *notifyFlags) register(cc *cobra.Command) {
+	fs := cc.Flags()
 	fs.StringVar(&f.publisherID, "publisher-id", "", `publisher id, such as "compute.host1" (required)`)
 	fs.StringVar(&f.eventType, "event-type", "", `event type, such as "compute.instance.create.end" (required)`)
 	fs.StringVar(&f.priority, "priority", string(notify.PriorityInfo), "priority: audit, debug, info, warn (or warning), error, critical or sample")
 	fs.StringVar(&f.format, "format", formatV2, "v2: oslo's messagingv2 driver, the 2.0 envelope; v1: its messaging driver, the bare message")
 	fs.StringVar(&f.context, "context", "", `request context, a JSON object of which oslo's safe keys are sent (e.g. '{"request_id": "req-1"}')`)
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "how long to wait for the broker to take the notification")
+	fs.Var(&f.topics, "topic", topicsUsage)
+	f.bus.registerBus(fs)
+	markConfigCompletion(cc)
+	_ = cc.RegisterFlagCompletionFunc("priority", completePriorities)
+	_ = cc.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(
+		[]cobra.Completion{formatV2 + "\toslo's messagingv2 driver", formatV1 + "\toslo's messaging driver"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// completePriorities completes a priority.
+func completePriorities(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	var out []cobra.Completion
+	for _, p := range notify.Priorities() {
+		out = append(out, string(p))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // notifyRequest is a notification as given on the command line.
@@ -126,13 +141,9 @@ type notifyRequest struct {
 	sink     notify.Sink
 }
 
-// parseNotify parses the flags and arguments of omsg notify. When ok is
-// false the command must exit with code.
-func parseNotify(cmd *command, f *notifyFlags, args []string, stdout, stderr io.Writer) (req *notifyRequest, code int, ok bool) {
-	if code, ok := cmd.parse(args, stdout, stderr); !ok {
-		return nil, code, false
-	}
-	rest := cmd.fs.Args()
+// parseNotify checks the flags and parses the arguments of omsg
+// notify. When ok is false the command must exit with code.
+func parseNotify(cmd *command, f *notifyFlags, rest []string, stderr io.Writer) (req *notifyRequest, code int, ok bool) {
 	switch {
 	case len(rest) == 0:
 		return nil, cmd.usageError(stderr, "missing PAYLOAD_JSON"), false
@@ -214,23 +225,31 @@ func queueNames(topics []string, p notify.Priority) string {
 	return strings.Join(names, ", ")
 }
 
-// runNotifyCommand runs omsg notify.
-func runNotifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// newNotifyCommand returns omsg notify, which writes on stderr.
+func newNotifyCommand(stderr io.Writer) *cobra.Command {
 	stderr = &lockedWriter{w: stderr}
-	cmd := newCommand("notify", "--publisher-id P --event-type E [flags] PAYLOAD_JSON", notifySummary, notifyDetails, notifyExample, stderr)
+	cmd := newCommand("notify", "--publisher-id P --event-type E [flags] PAYLOAD_JSON", notifySummary, notifyDetails, notifyExample)
 	var f notifyFlags
-	f.register(cmd.fs)
-	req, code, ok := parseNotify(cmd, &f, args, stdout, stderr)
+	f.register(cmd.cc)
+	cmd.cc.RunE = func(cc *cobra.Command, args []string) error {
+		return exitWith(runNotifyCommand(cc.Context(), cmd, &f, args, stderr))
+	}
+	return cmd.cc
+}
+
+// runNotifyCommand runs omsg notify.
+func runNotifyCommand(ctx context.Context, cmd *command, f *notifyFlags, args []string, stderr io.Writer) int {
+	req, code, ok := parseNotify(cmd, f, args, stderr)
 	if !ok {
 		return code
 	}
-	tr, err := f.bus.open(stderr)
-	if err != nil {
-		return cmd.usageError(stderr, "--url: %v", err)
+	b, tr, code, ok := f.bus.setUp(cmd, true, stderr)
+	if !ok {
+		return code
 	}
 	defer tr.Close()
 
-	topics := f.topics.list()
+	topics := f.topics.listFrom(b)
 	var sent sentNotification
 	notifier, err := notify.NewNotifier(tr, f.publisherID,
 		notify.WithSinks(sent.capture(), req.sink),
@@ -264,7 +283,7 @@ func runNotifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "omsg notify: context keys not sent, as oslo's notifier sends only its safe keys: %s\n", strings.Join(dropped, ", "))
 	}
 	if err != nil {
-		return notifyFailed(cmd, &f, what, err, stderr)
+		return notifyFailed(cmd, f, what, err, stderr)
 	}
 	fmt.Fprintf(stderr, "omsg notify: sent %s (message_id %s)\n", what, sent.messageID)
 	return exitOK

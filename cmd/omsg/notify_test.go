@@ -89,11 +89,11 @@ func TestNotifyListenUsage(t *testing.T) {
 		code int
 		in   string // substring of stdout+stderr
 	}{
-		{[]string{"help"}, exitOK, "omsg notify --publisher-id P --event-type E"},
-		{[]string{"help"}, exitOK, "omsg listen [--topic T] [--pool P]"},
-		{[]string{"notify", "--help"}, exitOK, "Example:\n  omsg notify "},
-		{[]string{"listen", "--help"}, exitOK, "Example:\n  omsg listen "},
-		{[]string{"notify", "-h"}, exitOK, "Usage: omsg notify --publisher-id P --event-type E [flags] PAYLOAD_JSON"},
+		{[]string{"help"}, exitOK, "\n  notify      Send a notification, as oslo's Notifier does"},
+		{[]string{"help"}, exitOK, "\n  listen      Listen for notifications"},
+		{[]string{"notify", "--help"}, exitOK, "Examples:\n  omsg notify "},
+		{[]string{"listen", "--help"}, exitOK, "Examples:\n  omsg listen "},
+		{[]string{"notify", "-h"}, exitOK, "Usage:\n  omsg notify --publisher-id P --event-type E [flags] PAYLOAD_JSON"},
 		{[]string{"listen", "-h"}, exitOK, "it TAKES the notifications it prints away from them"},
 		{[]string{"listen", "-h"}, exitOK, "that queue outlives omsg listen"},
 
@@ -111,11 +111,11 @@ func TestNotifyListenUsage(t *testing.T) {
 		{notify("--context", "{", `{}`), exitUsage, "--context: invalid JSON"},
 		{notify("--context", "[1]", `{}`), exitUsage, "--context: want a JSON object, not an array"},
 		{notify("--timeout", "0s", `{}`), exitUsage, "--timeout must be positive"},
-		{notify("--topic", "", `{}`), exitUsage, `invalid value "" for flag -topic: empty topic`},
+		{notify("--topic", "", `{}`), exitUsage, `invalid argument "" for "--topic" flag: empty topic`},
 		{notify("--topic", "a,,b", `{}`), exitUsage, "empty topic"},
 		{notify("--topic", "a,b", "--topic", "a", `{}`), exitUsage, `topic "a" given twice`},
-		{notify("--bogus", `{}`), exitUsage, "flag provided but not defined: -bogus"},
-		{notify("--server", "s", `{}`), exitUsage, "flag provided but not defined: -server"},
+		{notify("--bogus", `{}`), exitUsage, "unknown flag: --bogus"},
+		{notify("--server", "s", `{}`), exitUsage, "unknown flag: --server"},
 		{[]string{"notify", "--url", url, "--event-type", "e", `{}`}, exitUsage, "--publisher-id is required"},
 		{[]string{"notify", "--url", url, "--publisher-id", "p", `{}`}, exitUsage, "--event-type is required"},
 		{[]string{"notify", "--url", url, "--publisher-id", "", "--event-type", "e", `{}`}, exitUsage, "--publisher-id is required"},
@@ -123,13 +123,13 @@ func TestNotifyListenUsage(t *testing.T) {
 		{[]string{"notify", "--url", "rabbit://u:SECRETPW@h:bad/", "--publisher-id", "p", "--event-type", "e", `{}`}, exitUsage, "port"},
 
 		{[]string{"listen", "extra"}, exitUsage, `unexpected arguments ["extra"]`},
-		{[]string{"listen", "--priority", "info,loud"}, exitUsage, `invalid value "info,loud" for flag -priority: priority "loud": want audit, debug`},
+		{[]string{"listen", "--priority", "info,loud"}, exitUsage, `invalid argument "info,loud" for "--priority" flag: priority "loud": want audit, debug`},
 		{[]string{"listen", "--priority", ""}, exitUsage, `priority "": want`},
 		{[]string{"listen", "--topic", " "}, exitUsage, "empty topic"},
 		{[]string{"listen", "--event-type", "compute.[a"}, exitUsage, `--event-type "compute.[a": syntax error in pattern`},
 		{[]string{"listen", "--event-type", `x\`}, exitUsage, "syntax error in pattern"},
 		{[]string{"listen", "--event-type", "[]x"}, exitUsage, "syntax error in pattern"},
-		{[]string{"listen", "--context", "{}"}, exitUsage, "flag provided but not defined: -context"},
+		{[]string{"listen", "--context", "{}"}, exitUsage, "unknown flag: --context"},
 		{[]string{"listen", "--url", "nosuch://h/"}, exitUsage, "unknown driver"},
 		{[]string{"listen", "--url", "rabbit://u:SECRETPW@h:bad/"}, exitUsage, "port"},
 	}

@@ -10,6 +10,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/internal/version"
 	"github.com/go-oslo/messaging/rpc"
@@ -51,20 +53,26 @@ const listenTimeout = 60 * time.Second
 // defaultEndpointVersion is the version of an endpoint that sets none.
 const defaultEndpointVersion = "1.0"
 
-// runServeCommand runs omsg serve.
-func runServeCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// newServeCommand returns omsg serve, which writes on stdout and stderr.
+func newServeCommand(stdout, stderr io.Writer) *cobra.Command {
 	stdout = &lockedWriter{w: stdout}
 	stderr = &lockedWriter{w: stderr}
-	cmd := newCommand("serve", "--topic T --server S [flags]", serveSummary, serveDetails, serveExample, stderr)
+	cmd := newCommand("serve", "--topic T --server S [flags]", serveSummary, serveDetails, serveExample)
 	var f targetFlags
-	f.register(cmd.fs, "this server's name, to which calls and casts can be addressed (required)",
-		"version of the server's methods, major.minor (default 1.0)")
-	if code, ok := cmd.parse(args, stdout, stderr); !ok {
-		return code
+	f.register(cmd.cc.Flags(), "this `server`'s name, to which calls and casts can be addressed (required)",
+		"`version` of the server's methods, major.minor (default 1.0)")
+	markConfigCompletion(cmd.cc)
+	cmd.cc.RunE = func(cc *cobra.Command, args []string) error {
+		return exitWith(runServeCommand(cc.Context(), cmd, &f, args, stdout, stderr))
 	}
+	return cmd.cc
+}
+
+// runServeCommand runs omsg serve.
+func runServeCommand(ctx context.Context, cmd *command, f *targetFlags, args []string, stdout, stderr io.Writer) int {
 	switch {
-	case cmd.fs.NArg() > 0:
-		return cmd.usageError(stderr, "unexpected arguments %q", cmd.fs.Args())
+	case len(args) > 0:
+		return cmd.usageError(stderr, "unexpected arguments %q", args)
 	case f.topic == "":
 		return cmd.usageError(stderr, "--topic is required")
 	case f.server == "":
@@ -75,16 +83,17 @@ func runServeCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			return cmd.usageError(stderr, "--version: %v", err)
 		}
 	}
-	tr, err := f.open(stderr)
-	if err != nil {
-		return cmd.usageError(stderr, "--url: %v", err)
+	b, tr, code, ok := f.setUp(cmd, false, stderr)
+	if !ok {
+		return code
 	}
 	defer tr.Close()
 
 	printer := &requestPrinter{stdout: stdout, stderr: stderr}
 	target := messaging.Target{Exchange: f.exchange, Topic: f.topic, Server: f.server}
-	srv, err := rpc.NewServer(tr, target, []*rpc.Endpoint{diagEndpoint(f.namespace, f.version)},
-		rpc.WithPing(true), rpc.WithMiddleware(printer.middleware))
+	// The files' executor_thread_pool_size applies; ping is always on.
+	opts := append(b.ServerOptions(), rpc.WithPing(true), rpc.WithMiddleware(printer.middleware))
+	srv, err := rpc.NewServer(tr, target, []*rpc.Endpoint{diagEndpoint(f.namespace, f.version)}, opts...)
 	if err != nil {
 		if isUsageError(err) {
 			return cmd.usageError(stderr, "%v", err)
