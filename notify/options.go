@@ -196,6 +196,11 @@ func Retry(n int) PrepareOption {
 // pool gets its own copy of each notification, shared by the listeners
 // of the pool; listeners without a pool share the "<topic>.<priority>"
 // queues (oslo's pool). Default: no pool.
+//
+// On RabbitMQ the pool's queue is named after the pool, in the same name
+// space as the RPC queues of the virtual host: a pool named like an RPC
+// topic or "<topic>.<server>" would share that queue with the RPC server
+// (as in oslo). Choose pool names that no RPC topic uses.
 func WithPool(name string) ListenerOption {
 	return listenerOpt(func(c *listenerConfig) error {
 		c.pool = name
