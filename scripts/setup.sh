@@ -5,17 +5,24 @@
 #
 # Idempotent: prints nothing but the summary line when everything is ready.
 # A broker that is already running is used as it is: this script never stops,
-# restarts or reconfigures it.
+# restarts or reconfigures it, with one exception: it enables the management
+# plugin (rabbitmq-plugins enable, which starts the plugin in the running node
+# without restarting it) so that omsg inspect can read queue statistics over
+# HTTP on 127.0.0.1:15672. When the plugin cannot be enabled, setup goes on:
+# omsg inspect and its tests then use AMQP instead.
 #
 # Environment:
-#   OMSG_PYTHON        interpreter that must import oslo_messaging (default /usr/bin/python3)
-#   SETUP_WAIT_SECONDS how long to wait for RabbitMQ to accept connections (default 90)
+#   OMSG_PYTHON             interpreter that must import oslo_messaging (default /usr/bin/python3)
+#   SETUP_WAIT_SECONDS      how long to wait for RabbitMQ to accept connections (default 90)
+#   SETUP_MGMT_WAIT_SECONDS how long to wait for the management API once enabled (default 30)
 set -euo pipefail
 
 PYTHON=${OMSG_PYTHON:-/usr/bin/python3}
 WAIT_SECONDS=${SETUP_WAIT_SECONDS:-90}
+MGMT_WAIT_SECONDS=${SETUP_MGMT_WAIT_SECONDS:-30}
 AMQP_HOST=127.0.0.1
 AMQP_PORT=5672
+MGMT_PORT=15672
 
 # The broker's daemon must not inherit our stdout/stderr (a pipe would then
 # never reach EOF), so its start-up output goes to this file.
@@ -55,6 +62,10 @@ python_ready() { "$PYTHON" -c 'import oslo_messaging' >/dev/null 2>&1; }
 
 amqp_listening() {
 	timeout 3 bash -c "exec 3<>/dev/tcp/$AMQP_HOST/$AMQP_PORT" >/dev/null 2>&1
+}
+
+mgmt_listening() {
+	timeout 3 bash -c "exec 3<>/dev/tcp/$AMQP_HOST/$MGMT_PORT" >/dev/null 2>&1
 }
 
 # rabbitmq_node_running is true when a local node answers, even one that is
@@ -118,10 +129,42 @@ if ! amqp_listening; then
 	say "RabbitMQ accepts connections on $AMQP_HOST:$AMQP_PORT"
 fi
 
+# --- Management plugin -----------------------------------------------------
+
+# Enabling an enabled plugin changes nothing, so this is idempotent; it never
+# fails the setup.
+management="not available (omsg inspect uses AMQP)"
+if mgmt_listening; then
+	management="on $AMQP_HOST:$MGMT_PORT"
+else
+	mkdir -p "$(dirname "$START_LOG")"
+	if enable_out=$(try_root timeout 120 rabbitmq-plugins enable rabbitmq_management </dev/null 2>&1); then
+		printf '%s\n' "$enable_out" >>"$START_LOG"
+		if [[ $enable_out == *"unchanged"* ]]; then
+			# Already enabled, yet nothing listens: configured elsewhere.
+			say "the management plugin is enabled but nothing listens on $AMQP_HOST:$MGMT_PORT; omsg inspect tests will use AMQP"
+		else
+			say "enabled the RabbitMQ management plugin; waiting up to ${MGMT_WAIT_SECONDS}s for $AMQP_HOST:$MGMT_PORT"
+			deadline=$((SECONDS + MGMT_WAIT_SECONDS))
+			until mgmt_listening || ((SECONDS >= deadline)); do
+				sleep 1
+			done
+			if mgmt_listening; then
+				management="on $AMQP_HOST:$MGMT_PORT"
+			else
+				say "the management API does not answer on $AMQP_HOST:$MGMT_PORT after ${MGMT_WAIT_SECONDS}s; omsg inspect tests will use AMQP"
+			fi
+		fi
+	else
+		printf '%s\n' "$enable_out" >>"$START_LOG"
+		say "cannot enable the RabbitMQ management plugin (see $START_LOG); omsg inspect tests will use AMQP"
+	fi
+fi
+
 # --- Summary ---------------------------------------------------------------
 
 rabbit_version=$(try_root timeout 20 rabbitmq-diagnostics -q server_version 2>/dev/null ||
 	dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || true)
 oslo_version=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("oslo.messaging"))' 2>/dev/null || true)
-printf 'setup: ready: RabbitMQ %s on %s:%s, oslo.messaging %s (%s), %s\n' \
-	"${rabbit_version:-unknown}" "$AMQP_HOST" "$AMQP_PORT" "${oslo_version:-unknown}" "$PYTHON" "$(go version | cut -d' ' -f3)"
+printf 'setup: ready: RabbitMQ %s on %s:%s (management API %s), oslo.messaging %s (%s), %s\n' \
+	"${rabbit_version:-unknown}" "$AMQP_HOST" "$AMQP_PORT" "$management" "${oslo_version:-unknown}" "$PYTHON" "$(go version | cut -d' ' -f3)"

@@ -8,6 +8,7 @@
 //	omsg serve --topic T --server S [flags]
 //	omsg notify --publisher-id P --event-type E [flags] PAYLOAD_JSON
 //	omsg listen [--topic T] [--pool P] [--priority P,...] [--event-type GLOB] [flags]
+//	omsg inspect [--topic T] [--exchange E] [--json] [flags]
 //	omsg version
 //	omsg completion bash|zsh|fish|powershell
 //
@@ -22,7 +23,9 @@
 // diagnostic RPC server (ping, echo, sleep, fail) that prints every
 // request it serves as a line of JSON. notify sends a notification, as
 // oslo's Notifier does; listen prints every notification it receives as
-// a line of JSON. They use the bus named by --url, else
+// a line of JSON. inspect shows the queues of a topic or an exchange,
+// with their depth and consumers, and the live servers of the topic.
+// They use the bus named by --url, else
 // $OMSG_TRANSPORT_URL, else the transport_url of the oslo.config files
 // given with --config-file and --config-dir, else oslo's default
 // rabbit://guest:guest@localhost:5672/; the files also give the control
@@ -152,7 +155,7 @@ source <(omsg completion bash)`
 const rootFooter = `{{if not .HasParent}}
 
 Transport URL:
-  call, cast, serve, notify and listen use the first of:
+  call, cast, serve, notify, listen and inspect use the first of:
     1. --url
     2. transport_url of the configuration files given with
        --config-file or --config-dir (notify and listen prefer
@@ -213,6 +216,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newServeCommand(stdout, stderr),
 		newNotifyCommand(stderr),
 		newListenCommand(stdout, stderr),
+		newInspectCommand(stdout, stderr),
 		newVersionCommand(stdout),
 	)
 	root.InitDefaultCompletionCmd()

@@ -34,6 +34,9 @@ with the context's secrets redacted (namespace and version are null when
 the caller sent none). Requests for other methods or versions are
 printed too; their callers get NoSuchMethod or UnsupportedVersion.
 
+The server has introspection on (binary "omsg serve"): omsg inspect
+lists it among the live servers of its topic, with its statistics.
+
 Once the server consumes, "omsg serve: listening on <Target ...> via URL"
 is printed on stderr. SIGINT or SIGTERM stops it: it stops consuming,
 waits up to 30s for the running requests, cancels those still running,
@@ -92,7 +95,8 @@ func runServeCommand(ctx context.Context, cmd *command, f *targetFlags, args []s
 	printer := &requestPrinter{stdout: stdout, stderr: stderr}
 	target := messaging.Target{Exchange: f.exchange, Topic: f.topic, Server: f.server}
 	// The files' executor_thread_pool_size applies; ping is always on.
-	opts := append(b.ServerOptions(), rpc.WithPing(true), rpc.WithMiddleware(printer.middleware))
+	opts := append(b.ServerOptions(), rpc.WithPing(true), rpc.WithMiddleware(printer.middleware),
+		rpc.WithIntrospection(rpc.ServerInfo{Binary: "omsg serve"}))
 	srv, err := rpc.NewServer(tr, target, []*rpc.Endpoint{diagEndpoint(f.namespace, f.version)}, opts...)
 	if err != nil {
 		if isUsageError(err) {
