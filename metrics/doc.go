@@ -20,9 +20,11 @@
 //     notifications it sends; [NotifyHandler] wraps a notify.HandlerFunc
 //     and counts the notifications it receives, handles and requeues,
 //     with the handler's duration.
-//   - Exposition: [Handler] serves a registry's metrics over HTTP, and
-//     [Serve] runs a /metrics endpoint until its context ends, next to
-//     a service.Service's Run (see the package example).
+//   - Exposition: [Handler] serves a registry's metrics over HTTP; a
+//     service.Service serves it for as long as it runs with
+//     service.WithHTTP(addr, metrics.Handler(reg)), and [Serve] runs a
+//     /metrics endpoint until its context ends for programs without a
+//     Service.
 //
 // All metric names start with the namespace "oslo_messaging" (see
 // [WithNamespace]); durations are in seconds. The constructors register

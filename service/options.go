@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -22,6 +23,8 @@ type config struct {
 	signals      <-chan os.Signal
 	signalsSet   bool // WithSignals was given, maybe with nil
 	serverOpts   []rpc.ServerOption
+	httpAddr     string
+	httpHandler  http.Handler
 }
 
 // Option configures a Service.
@@ -82,6 +85,23 @@ func WithReload(fn func(ctx context.Context) error) Option {
 func WithSignals(ch <-chan os.Signal) Option {
 	return optionFunc(func(c *config) error {
 		c.signals, c.signalsSet = ch, true
+		return nil
+	})
+}
+
+// WithHTTP makes Run serve h on the TCP address addr (such as
+// "127.0.0.1:9090", or ":0" for any free port) for as long as the service
+// runs: the opt-in endpoint for /metrics (metrics.Handler) or health
+// checks. Run fails at once if it cannot listen on addr, and shuts the
+// HTTP server down gracefully, within the drain timeout, when the service
+// stops. [Service.HTTPAddr] reports the address bound. Default: no HTTP
+// server.
+func WithHTTP(addr string, h http.Handler) Option {
+	return optionFunc(func(c *config) error {
+		if addr == "" || h == nil {
+			return fmt.Errorf("%w: WithHTTP needs an address and a handler", messaging.ErrInvalidOption)
+		}
+		c.httpAddr, c.httpHandler = addr, h
 		return nil
 	})
 }

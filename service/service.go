@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -45,10 +47,11 @@ type Service struct {
 	stopc    chan struct{} // closed by Stop
 	ready    chan struct{} // closed once serving
 
-	mu    sync.Mutex // guards the fields below
-	state int
-	tasks []*task
-	names map[string]bool
+	mu       sync.Mutex // guards the fields below
+	state    int
+	httpAddr string // bound by WithHTTP's server
+	tasks    []*task
+	names    map[string]bool
 }
 
 // New returns a service of the program binary (such as "nova-compute")
@@ -249,10 +252,63 @@ func (s *Service) Run(ctx context.Context) error {
 	default:
 	}
 
+	stopHTTP, err := s.startHTTP()
+	if err != nil {
+		_ = s.srv.Close()
+		return err
+	}
 	sigs, stopSignals := s.signals()
 	defer stopSignals()
 	r := &runner{s: s, sigs: sigs}
-	return r.run(ctx, tasks)
+	runErr := r.run(ctx, tasks)
+	return errors.Join(runErr, stopHTTP())
+}
+
+// startHTTP starts the server of WithHTTP, if any, and returns the
+// function that shuts it down (within the drain timeout) and waits for
+// it.
+func (s *Service) startHTTP() (stop func() error, err error) {
+	if s.cfg.httpHandler == nil {
+		return func() error { return nil }, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: HTTP: %w", s.binary, err)
+	}
+	s.mu.Lock()
+	s.httpAddr = ln.Addr().String()
+	s.mu.Unlock()
+	hs := &http.Server{Handler: s.cfg.httpHandler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	s.log.Info("service: HTTP serving", "addr", ln.Addr().String())
+	return func() error {
+		ctx := context.Background()
+		if s.cfg.drainTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.cfg.drainTimeout)
+			defer cancel()
+		}
+		err := hs.Shutdown(ctx)
+		if err != nil {
+			_ = hs.Close()
+		}
+		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		if err != nil {
+			return fmt.Errorf("service %s: HTTP: %w", s.binary, err)
+		}
+		return nil
+	}, nil
+}
+
+// HTTPAddr returns the address the server of WithHTTP listens on, once
+// Run has started it, else "".
+func (s *Service) HTTPAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.httpAddr
 }
 
 // signals returns the channel Run takes signals from and a function
