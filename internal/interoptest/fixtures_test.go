@@ -305,7 +305,7 @@ func (e *env) stopPyServers(servers ...*pyServer) {
 		wg.Go(func() {
 			req := ps.req
 			req.Op = "stop_server"
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 			defer cancel()
 			out, err := ps.p.do(ctx, req)
 			switch {

@@ -39,6 +39,10 @@ const (
 	// opTimeout bounds one ordinary step: a call expected to succeed, a
 	// server start or stop, a wait for an event.
 	opTimeout = 30 * time.Second
+	// stopTimeout bounds the stop of a Python RPC server: oslo's stop()
+	// and wait() let its poll loop and executor finish, which under load
+	// has taken longer than an ordinary step.
+	stopTimeout = 90 * time.Second
 	// caseTimeout bounds a whole case.
 	caseTimeout = 2 * time.Minute
 	// peerLifetime bounds the life of every Python process.
