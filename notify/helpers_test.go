@@ -198,7 +198,7 @@ func (c *fakeConn) Notify(_ context.Context, addr driver.Address, n *driver.Noti
 }
 
 func (c *fakeConn) ListenNotifications(context.Context, []driver.NotifyTarget, string, driver.ListenOptions) (driver.NotifyListener, error) {
-	return nil, errors.New("fake: not implemented")
+	return nil, errors.New("fake: this test connection records sends and has no listeners")
 }
 
 func (c *fakeConn) sends() []fakeSend {
