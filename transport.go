@@ -80,6 +80,21 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithEventHandler sets a function that receives the driver's events:
+// connections lost and re-established, replies dropped or arriving too
+// late (see driver.Event). It is passed to the driver if it implements
+// driver.EventNotifier, and ignored otherwise. The driver calls h on a
+// goroutine of its own, one event at a time, and not after the
+// Transport's Close has returned; h should return quickly. Package
+// metrics' EventHandler counts the events. A nil h is ignored.
+func WithEventHandler(h func(driver.Event)) Option {
+	return func(t *Transport) {
+		if h != nil {
+			t.events = h
+		}
+	}
+}
+
 // Transport is a handle on a broker, shared by any number of clients and
 // servers: oslo.messaging's Transport. It is safe for concurrent use.
 type Transport struct {
@@ -87,7 +102,8 @@ type Transport struct {
 	url       *driver.URL
 	exchange  string
 	logger    *slog.Logger
-	loggerSet bool // by WithLogger
+	loggerSet bool               // by WithLogger
+	events    func(driver.Event) // by WithEventHandler
 }
 
 // Open returns a Transport for rawURL, whose scheme (the part before any
@@ -137,6 +153,9 @@ func newTransport(c driver.Conn, opts []Option) *Transport {
 	}
 	if ls, ok := c.(driver.LoggerSetter); ok && t.loggerSet {
 		ls.SetLogger(t.logger)
+	}
+	if en, ok := c.(driver.EventNotifier); ok && t.events != nil {
+		en.SetEventHandler(t.events)
 	}
 	return t
 }

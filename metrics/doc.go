@@ -20,6 +20,11 @@
 //     notifications it sends; [NotifyHandler] wraps a notify.HandlerFunc
 //     and counts the notifications it receives, handles and requeues,
 //     with the handler's duration.
+//   - Drivers: [EventHandler] counts the events of a transport's driver
+//     (connections lost and re-established, replies dropped or late),
+//     given with messaging.WithEventHandler; [NewUnackedCollector]
+//     exports the deliveries a connection holds unacknowledged, for
+//     drivers that count them such as rabbit's.
 //   - Exposition: [Handler] serves a registry's metrics over HTTP; a
 //     service.Service serves it for as long as it runs with
 //     service.WithHTTP(addr, metrics.Handler(reg)), and [Serve] runs a
@@ -77,6 +82,14 @@
 // A sent notification's outcome is "ok" or "error"; a handled one's is
 // "handled", "requeue" (the handler returned notify.ErrRequeue), "error"
 // or "panic".
+//
+// Drivers ([EventHandler], [NewUnackedCollector]):
+//
+//	oslo_messaging_driver_events_total{kind}     counter
+//	oslo_messaging_driver_unacked_deliveries     gauge
+//
+// kind is a driver.EventKind: "connected", "disconnected",
+// "reconnected", "reply_dropped" or "late_reply".
 //
 // # Cardinality
 //

@@ -29,6 +29,7 @@ type Conn struct {
 	stop context.CancelFunc
 	pub  *publisher
 	dead *deadQueues
+	ev   *eventQueue
 
 	closeOnce sync.Once
 
@@ -59,6 +60,7 @@ func New(cfg Config) (*Conn, error) {
 	}
 	c.base, c.stop = context.WithCancel(context.Background())
 	c.pub = &publisher{c: c}
+	c.ev = &eventQueue{c: c}
 	return c, nil
 }
 
@@ -251,7 +253,8 @@ func (c *Conn) Listen(ctx context.Context, addr driver.Address, opts driver.List
 // stop consuming (the broker requeues what they had not acknowledged)
 // and delete their fanout queues, the reply queue is deleted, calls in
 // progress fail with driver.ErrClosed, every connection is closed and
-// every goroutine the Conn started has returned. Network steps are
+// every goroutine the Conn started, the event handler's included, has
+// returned. Network steps are
 // bounded by a few seconds. Close is idempotent and returns nil.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
@@ -274,6 +277,7 @@ func (c *Conn) Close() error {
 		// closes its connection.
 		c.pub.close()
 		c.wg.Wait()
+		c.ev.close()
 	})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -48,6 +49,9 @@ type consumer struct {
 	ctx    context.Context //nolint:containedctx // lifetime of the consumer: done when it or the Conn closes
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
+	// handed counts the notifications returned by Next and not yet
+	// settled with Ack or Requeue (RPC listeners acknowledge in Next).
+	handed atomic.Int64
 
 	stopOnce sync.Once
 }
@@ -135,6 +139,7 @@ func (c *Conn) startConsumer(ctx context.Context, cs *consumer, what string) err
 	cs.ctx, cs.cancel = context.WithCancel(c.base)
 	c.listeners[cs] = struct{}{}
 	c.lmu.Unlock()
+	c.ev.emit(driver.EventConnected, sess.link.addr, cs.consume[0], nil)
 	if !c.start(func() { cs.run(sess) }) {
 		cs.cancel()
 		sess.link.close()
@@ -149,7 +154,7 @@ func (c *Conn) startConsumer(ctx context.Context, cs *consumer, what string) err
 
 // setup connects, declares the queues and starts the consumers.
 func (cs *consumer) setup(ctx context.Context) (*listenSession, error) {
-	lk, err := cs.c.dial(ctx, "listen")
+	lk, err := cs.c.dial(ctx, "listen", cs.consume[0])
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +216,7 @@ func (cs *consumer) run(sess *listenSession) {
 			delay = cs.c.s.retryDelay(attempt)
 		}
 		cs.log.Info("rabbit: listener resumed consuming")
+		cs.c.ev.emit(driver.EventReconnected, sess.link.addr, cs.consume[0], nil)
 	}
 }
 
@@ -302,6 +308,30 @@ func (cs *consumer) stop() {
 		cs.c.lmu.Unlock()
 	})
 	<-cs.done
+}
+
+// unacked is the number of the consumer's deliveries not yet
+// acknowledged: those waiting for Next, and the notifications returned
+// by Next and not yet settled.
+func (cs *consumer) unacked() int { return len(cs.in) + int(cs.handed.Load()) }
+
+// Unacked returns the number of deliveries that the Conn's listeners
+// hold unacknowledged: those received from the broker and waiting for
+// Next (RPC listeners acknowledge a request when Next returns it), and
+// the notifications returned by a notification listener's Next and not
+// yet settled with Ack or Requeue. Those of a lost connection count
+// until Next skips them or they are settled, although the broker will
+// deliver them again; those of a closed listener no longer count. With
+// a prefetch, the listener's share is bounded by it. Package metrics'
+// Unacked exposes it as a gauge.
+func (c *Conn) Unacked() int {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	n := 0
+	for cs := range c.listeners {
+		n += cs.unacked()
+	}
+	return n
 }
 
 // stopped reports whether the consumer was stopped, by its listener's

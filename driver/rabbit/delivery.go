@@ -91,7 +91,11 @@ func (c *Conn) reply(ctx context.Context, req *driver.Request, r *driver.Reply, 
 	}
 	if c.dead.has(req.ReplyTo, time.Now()) {
 		c.s.log.Warn("rabbit: reply queue doesn't exist, dropping the reply", "reply_queue", req.ReplyTo, "msg_id", req.MsgID)
-		return fmt.Errorf("rabbit: %s: %w: the reply queue is gone", what, driver.ErrUndeliverable)
+		err := fmt.Errorf("rabbit: %s: %w: the reply queue is gone", what, driver.ErrUndeliverable)
+		if final {
+			c.ev.emit(driver.EventReplyDropped, "", req.ReplyTo, err)
+		}
+		return err
 	}
 	body, err := wire.EncodeReply(r, req.MsgID, wire.NewID(), final)
 	if err != nil {
@@ -115,6 +119,7 @@ func (c *Conn) reply(ctx context.Context, req *driver.Request, r *driver.Reply, 
 			c.dead.add(req.ReplyTo, time.Now())
 			c.s.log.Error("rabbit: the reply failed to send because its reply queue is missing, abandoning it",
 				"msg_id", req.MsgID, "reply_queue", req.ReplyTo, "after", time.Since(start).Round(time.Millisecond))
+			c.ev.emit(driver.EventReplyDropped, "", req.ReplyTo, err)
 			return err
 		}
 		c.s.log.Debug("rabbit: the reply queue is missing, retrying the reply", "msg_id", req.MsgID, "reply_queue", req.ReplyTo)

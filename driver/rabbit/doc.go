@@ -108,8 +108,16 @@
 // it.
 //
 // The goroutines the driver starts (one per connection, one per
-// publishing channel, one for the reply queue and one per listener,
-// notification listeners included) are all joined by [Conn.Close].
+// publishing channel, one for the reply queue, one per listener,
+// notification listeners included, and one for the event handler) are
+// all joined by [Conn.Close].
+//
+// Losses and reconnections are logged, and reported as driver.Event
+// values to the handler given with messaging.WithEventHandler (see
+// [Conn.SetEventHandler]), with the replies dropped to a missing reply
+// queue and those that arrive after their caller gave up.
+// [Conn.Unacked] counts the deliveries the listeners hold
+// unacknowledged.
 //
 // # Differences from oslo
 //

@@ -27,10 +27,12 @@ const (
 // connection's notifications for the connection's whole life and closes
 // done when the connection is gone, for whatever reason.
 type link struct {
-	conn *amqp.Connection
-	raw  net.Conn // the socket, closed to abort blocked I/O
-	addr string   // host:port, for logs
-	log  *slog.Logger
+	conn  *amqp.Connection
+	raw   net.Conn // the socket, closed to abort blocked I/O
+	addr  string   // host:port, for logs and events
+	queue string   // the queue the connection is for, for events, or ""
+	log   *slog.Logger
+	ev    *eventQueue
 
 	done chan struct{}
 	mu   sync.Mutex
@@ -101,6 +103,7 @@ func (l *link) watch(closes <-chan *amqp.Error, blocks <-chan amqp.Blocking) {
 			l.mu.Unlock()
 			if ok && e != nil {
 				l.log.Warn("rabbit: connection lost", "addr", l.addr, "err", err)
+				l.ev.emit(driver.EventDisconnected, l.addr, l.queue, err)
 			}
 			return
 		}
@@ -111,14 +114,15 @@ func (l *link) watch(closes <-chan *amqp.Error, blocks <-chan amqp.Blocking) {
 // current one: a failed host moves the ring on, so that the Conn's
 // connections converge on the host that works. The connection's watcher
 // runs on c.wg. ctx bounds the whole attempt. It returns the last
-// host's error when none accepts.
-func (c *Conn) dial(ctx context.Context, purpose string) (*link, error) {
+// host's error when none accepts. queue names the queue the connection
+// is for in events, or is "".
+func (c *Conn) dial(ctx context.Context, purpose, queue string) (*link, error) {
 	var err error
 	for range c.ring.len() {
 		pos, h := c.ring.current()
 		addr := net.JoinHostPort(h.Hostname, strconv.Itoa(h.Port))
 		var l *link
-		l, err = c.dialHost(ctx, h.Hostname, addr, h.Username, h.Password, purpose)
+		l, err = c.dialHost(ctx, h.Hostname, addr, h.Username, h.Password, purpose, queue)
 		if err == nil {
 			return l, nil
 		}
@@ -131,7 +135,7 @@ func (c *Conn) dial(ctx context.Context, purpose string) (*link, error) {
 	return nil, err
 }
 
-func (c *Conn) dialHost(ctx context.Context, hostname, addr, user, pass, purpose string) (*link, error) {
+func (c *Conn) dialHost(ctx context.Context, hostname, addr, user, pass, purpose, queue string) (*link, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -192,7 +196,7 @@ func (c *Conn) dialHost(ctx context.Context, hostname, addr, user, pass, purpose
 		return nil, &connectError{addr: addr, err: err}
 	}
 
-	l := &link{conn: ac, raw: raw, addr: addr, log: c.s.log, done: make(chan struct{})}
+	l := &link{conn: ac, raw: raw, addr: addr, queue: queue, log: c.s.log, ev: c.ev, done: make(chan struct{})}
 	closes := ac.NotifyClose(make(chan *amqp.Error, 1))
 	blocks := ac.NotifyBlocked(make(chan amqp.Blocking, notifyBufferSize))
 	if !c.start(func() { l.watch(closes, blocks) }) {

@@ -231,6 +231,7 @@ func (l *notifyListener) accept(in *inbound) *notifyDelivery {
 		_ = d.Reject(false)
 		return nil
 	}
+	l.handed.Add(1)
 	return &notifyDelivery{l: l, in: in, n: n}
 }
 
@@ -284,6 +285,7 @@ func (d *notifyDelivery) settle(op, done string, f func() error) error {
 	}
 	d.settled = done
 	d.mu.Unlock()
+	d.l.handed.Add(-1)
 	if !d.in.sess.usable() {
 		return d.lost(op, errors.New("the channel it came on is closed"))
 	}

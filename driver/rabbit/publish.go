@@ -125,16 +125,17 @@ func (p *publisher) get(ctx context.Context) (*pubChan, error) {
 // open opens a confirm channel on l, or on a new connection if l is
 // gone. decl is l's declarer.
 func (p *publisher) open(ctx context.Context, l *link, decl *declarer) (*pubChan, error) {
-	fresh := false
+	fresh, reconnect := false, false
 	if l == nil || !l.alive() {
 		if l != nil {
 			_ = l.raw.Close()
 		}
 		var err error
-		if l, err = p.c.dial(ctx, "publish"); err != nil {
+		again := l != nil
+		if l, err = p.c.dial(ctx, "publish", ""); err != nil {
 			return nil, err
 		}
-		fresh = true
+		fresh, reconnect = true, again
 		decl = &declarer{c: p.c, link: l, declared: map[string]bool{}}
 	} else {
 		// A new channel after a channel error: whatever was declared
@@ -180,6 +181,13 @@ func (p *publisher) open(ctx context.Context, l *link, decl *declarer) (*pubChan
 	if !p.c.start(pc.drain) {
 		l.close()
 		return nil, driver.ErrClosed
+	}
+	if fresh {
+		kind := driver.EventConnected
+		if reconnect {
+			kind = driver.EventReconnected
+		}
+		p.c.ev.emit(kind, l.addr, "", nil)
 	}
 	return pc, nil
 }

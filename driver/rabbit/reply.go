@@ -67,6 +67,7 @@ func (w *replyWaiter) run() {
 	ctx := w.c.base
 	log := w.c.s.log.With("reply_queue", w.queue)
 	attempt := 0
+	kind := driver.EventConnected
 	for {
 		sess, err := w.connect(ctx)
 		if err != nil {
@@ -83,6 +84,8 @@ func (w *replyWaiter) run() {
 		}
 		attempt = 0
 		w.setState(true, nil)
+		w.c.ev.emit(kind, sess.link.addr, w.queue, nil)
+		kind = driver.EventReconnected
 		w.consume(ctx, sess)
 		w.setState(false, nil)
 		if ctx.Err() != nil {
@@ -99,7 +102,7 @@ func (w *replyWaiter) run() {
 
 // connect declares the reply queue and starts consuming it.
 func (w *replyWaiter) connect(ctx context.Context) (*replySession, error) {
-	l, err := w.c.dial(ctx, "reply")
+	l, err := w.c.dial(ctx, "reply", w.queue)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +132,7 @@ func (w *replyWaiter) consume(ctx context.Context, sess *replySession) {
 			if !ok {
 				return
 			}
-			w.handle(&d)
+			w.handle(&d, sess.link.addr)
 		case <-ctx.Done():
 			return
 		}
@@ -138,7 +141,7 @@ func (w *replyWaiter) consume(ctx context.Context, sess *replySession) {
 
 // handle acknowledges one reply and hands it to its call. A message
 // that is not an oslo reply is rejected, as oslo does.
-func (w *replyWaiter) handle(d *amqp.Delivery) {
+func (w *replyWaiter) handle(d *amqp.Delivery, addr string) {
 	log := w.c.s.log
 	body, err := messageBody(d)
 	var m *wire.ReplyMessage
@@ -158,6 +161,7 @@ func (w *replyWaiter) handle(d *amqp.Delivery) {
 	w.mu.Unlock()
 	if pc == nil {
 		log.Debug("rabbit: no call waits for this reply, dropping it", "msg_id", m.MsgID)
+		w.c.ev.emit(driver.EventLateReply, addr, w.queue, nil)
 		return
 	}
 	pc.deliver(m)
