@@ -206,6 +206,9 @@ func (c *Conn) Call(ctx context.Context, addr driver.Address, req *driver.Reques
 	}
 	ex := c.s.controlExchange(exchangeName(addr))
 	out := &outgoing{declare: ex, exchange: ex.name, key: key, mandatory: opts.Mandatory, msg: msg, what: what}
+	if dl, ok := ctx.Deadline(); ok {
+		out.expires = dl
+	}
 
 	pc := w.register(req.MsgID)
 	defer w.unregister(req.MsgID, pc)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -24,6 +26,11 @@ type outgoing struct {
 	mandatory bool
 	msg       amqp.Publishing
 	what      string // "cast to topic x", for errors and logs
+	// expires, when set, is the caller's deadline: the message's
+	// expiration is computed from it at the moment of each publish, so
+	// that time spent connecting or declaring before it does not let the
+	// request outlive the call.
+	expires time.Time
 }
 
 // lostError is a publish that failed with its connection or channel.
@@ -422,6 +429,13 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 		key = makeReturnKey(out.exchange, out.key, out.msg.Body)
 		ret = pc.expectReturn(key)
 		defer pc.forgetReturn(key, ret)
+	}
+	if !out.expires.IsZero() {
+		ms := time.Until(out.expires).Milliseconds()
+		if ms < 1 {
+			return context.DeadlineExceeded
+		}
+		out.msg.Expiration = strconv.FormatInt(ms, 10)
 	}
 	var dc *amqp.DeferredConfirmation
 	err := pc.c.guard(ctx, pc.link, func() (err error) {
