@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"reflect"
 	"runtime"
 	"slices"
@@ -16,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/go-oslo/messaging/internal/brokertest"
 
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/driver/memory"
@@ -456,31 +457,16 @@ func TestDiscoverContext(t *testing.T) {
 	})
 }
 
-// rabbitTestURL creates a virtual host of the test's own on the broker
-// of MESSAGING_RABBIT_URL, deleted at cleanup, and returns a URL to it
-// and its name. It skips loudly when the variable is unset.
+// rabbitTestURL returns a URL to a virtual host of the test's own and
+// its name (see brokertest.Vhost).
 func rabbitTestURL(t *testing.T) (url, vhost string) {
 	t.Helper()
-	base := os.Getenv("MESSAGING_RABBIT_URL")
-	if base == "" {
-		t.Skip("MESSAGING_RABBIT_URL not set: skipping this RabbitMQ test (make test sets it)")
-	}
-	vhost = unique("rpc-test")
-	rabbitmqctl(t, "add_vhost", vhost)
-	t.Cleanup(func() { rabbitmqctl(t, "delete_vhost", vhost) })
-	rabbitmqctl(t, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-	return strings.TrimSuffix(base, "/") + "/" + vhost, vhost
+	return brokertest.Vhost(t, "rpc-test")
 }
 
 func rabbitmqctl(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return brokertest.Ctl(t, args...)
 }
 
 // rabbitQueues lists the names of the queues of vhost, sorted.

@@ -2,17 +2,14 @@ package compute_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-oslo/messaging/internal/brokertest"
 
 	"go.uber.org/goleak"
 
@@ -287,30 +284,12 @@ func TestComputeEndToEnd(t *testing.T) {
 	exercise(t, ctx, d, tr)
 }
 
-// rabbitVhost creates a virtual host of the test's own on the broker of
-// MESSAGING_RABBIT_URL and returns a URL to it; it deletes the vhost at
-// cleanup. It skips loudly when the variable is unset.
+// rabbitVhost returns a URL to a virtual host of the test's own (see
+// brokertest.Vhost).
 func rabbitVhost(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("MESSAGING_RABBIT_URL")
-	if base == "" {
-		t.Skip("MESSAGING_RABBIT_URL not set: skipping this RabbitMQ test (make test sets it)")
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	vh := "compute-example-test-" + hex.EncodeToString(b[:])
-	ctl := func(args ...string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
-		}
-	}
-	ctl("add_vhost", vh)
-	t.Cleanup(func() { ctl("delete_vhost", vh) })
-	ctl("set_permissions", "-p", vh, "guest", ".*", ".*", ".*")
-	return strings.TrimSuffix(base, "/") + "/" + vh
+	url, _ := brokertest.Vhost(t, "compute-example-test")
+	return url
 }
 
 // TestRabbitComputeEndToEnd runs the services on RabbitMQ, each with a
