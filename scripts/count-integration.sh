@@ -35,7 +35,7 @@ printf 'integration tests passed: %d (interop: %d, rabbit: %d; top-level: %d, su
 
 if ((skipped > 0)); then
 	printf 'integration tests skipped: %d\n' "$skipped"
-	grep -E '^ *--- SKIP: Test(Interop|Rabbit|Integration)' "$log" | sed 's/^ */    /' | head -n 20
+	grep -E '^ *--- SKIP: Test(Interop|Rabbit|Integration)' "$log" | sed 's/^ */    /' | sed -n 1,20p
 fi
 
 status=0

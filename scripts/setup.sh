@@ -118,7 +118,7 @@ if ! amqp_listening; then
 	deadline=$((SECONDS + WAIT_SECONDS))
 	until amqp_listening; do
 		if ((SECONDS >= deadline)); then
-			node_log=$(find /var/log/rabbitmq -maxdepth 1 -name "rabbit*.log" -printf "%T@ %p\n" 2>/dev/null | sort -rn | head -n 1 | cut -d" " -f2- || true)
+			node_log=$(find /var/log/rabbitmq -maxdepth 1 -name "rabbit*.log" -printf "%T@ %p\n" 2>/dev/null | sort -rn | sed -n 1p | cut -d" " -f2- || true)
 			for f in "$START_LOG" /var/log/rabbitmq/startup_err /var/log/rabbitmq/startup_log ${node_log:+"$node_log"}; do
 				[[ -s $f ]] && { printf -- '--- %s (last lines)\n' "$f" >&2; tail -n 20 "$f" >&2; }
 			done
