@@ -331,10 +331,7 @@ func (s *Server) handle(ctx context.Context, d driver.Delivery) {
 	} else {
 		md["client_timeout"] = nil
 	}
-	log := s.cfg.logger.With("topic", s.target.Topic, "method", req.Method)
-	if req.IsCall() {
-		log = log.With("msg_id", req.MsgID)
-	}
+	log := s.requestLogger(req)
 
 	// Stats: every request is counted but those of the introspection
 	// namespace on a server with introspection (see Stats).
@@ -375,6 +372,42 @@ func (s *Server) handle(ctx context.Context, d driver.Delivery) {
 		}
 		log.Warn("rpc: reply not sent", "error", rerr)
 	}
+}
+
+// requestLogger returns the server's logger with the request's topic,
+// method and message id. Since most requests log nothing, the attributes
+// are only formatted when a record is written.
+func (s *Server) requestLogger(req *driver.Request) *slog.Logger {
+	attrs := []slog.Attr{slog.String("topic", s.target.Topic), slog.String("method", req.Method)}
+	if req.IsCall() {
+		attrs = append(attrs, slog.String("msg_id", req.MsgID))
+	}
+	return slog.New(&lazyAttrs{h: s.cfg.logger.Handler(), attrs: attrs})
+}
+
+// lazyAttrs is a slog.Handler that adds attrs to the records of h
+// without preformatting them, unlike h.WithAttrs.
+type lazyAttrs struct {
+	h     slog.Handler
+	attrs []slog.Attr
+}
+
+func (l *lazyAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return l.h.Enabled(ctx, level)
+}
+
+func (l *lazyAttrs) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(l.attrs...)
+	return l.h.Handle(ctx, r)
+}
+
+func (l *lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return l.h.WithAttrs(append(append([]slog.Attr(nil), l.attrs...), attrs...))
+}
+
+func (l *lazyAttrs) WithGroup(name string) slog.Handler {
+	return l.h.WithAttrs(l.attrs).WithGroup(name)
 }
 
 // invoke runs the request's handler with heartbeats, middleware and

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -37,6 +38,10 @@ type link struct {
 	done chan struct{}
 	mu   sync.Mutex
 	err  error // why the connection closed, set before done is closed
+
+	// blocked is set while the broker has blocked the connection
+	// (connection.blocked, a memory or disk alarm).
+	blocked atomic.Bool
 }
 
 // alive reports whether the connection is still open.
@@ -85,6 +90,7 @@ func (l *link) watch(closes <-chan *amqp.Error, blocks <-chan amqp.Blocking) {
 				blocks = nil
 				continue
 			}
+			l.blocked.Store(b.Active)
 			if b.Active {
 				l.log.Warn("rabbit: broker blocked the connection", "addr", l.addr, "reason", b.Reason)
 			} else {
@@ -252,6 +258,40 @@ func (c *Conn) guard(ctx context.Context, l *link, f func() error) error {
 		}
 	})
 	return ctx.Err()
+}
+
+// inlineLimit is the largest message that guardWrite publishes on the
+// caller's goroutine: one that fits in the socket's buffers, so that its
+// write cannot block for long unless the broker has stopped reading.
+const inlineLimit = 64 << 10
+
+// guardWrite is guard for writing a message of size bytes on l, such as
+// a publish. While the broker has not blocked the connection, a small
+// write does not block: f then runs on the caller's goroutine, saving a
+// goroutine and two context switches per message, and a watchdog still
+// tears l down if f is blocked abortGrace after ctx ends. Otherwise it
+// is guard.
+func (c *Conn) guardWrite(ctx context.Context, l *link, size int, f func() error) error {
+	if size > inlineLimit || l.blocked.Load() {
+		return c.guard(ctx, l, f)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var running atomic.Bool
+	running.Store(true)
+	stop := context.AfterFunc(ctx, func() {
+		time.AfterFunc(abortGrace, func() {
+			if running.Load() {
+				l.log.Warn("rabbit: closing a connection whose write outlived its context", "addr", l.addr)
+				l.abort("write outlived its context")
+			}
+		})
+	})
+	err := f()
+	running.Store(false)
+	stop()
+	return err
 }
 
 // permanent reports whether err is a refusal by the broker that trying

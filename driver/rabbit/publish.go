@@ -371,6 +371,14 @@ func (d *declarer) declareQueue(ctx context.Context, q *queue) error {
 // needed, unless cache is set and key was declared on this publishing
 // channel already. what names the declared object in errors.
 func (d *declarer) run(ctx context.Context, key string, cache bool, what string, f func(*amqp.Channel) error) error {
+	if cache {
+		d.mu.Lock()
+		done := d.declared[key]
+		d.mu.Unlock()
+		if done {
+			return nil
+		}
+	}
 	// The lock is taken by the guarded goroutine, which may outlive
 	// this call.
 	err := d.c.guard(ctx, d.link, func() error {
@@ -438,7 +446,7 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 		out.msg.Expiration = strconv.FormatInt(ms, 10)
 	}
 	var dc *amqp.DeferredConfirmation
-	err := pc.c.guard(ctx, pc.link, func() (err error) {
+	err := pc.c.guardWrite(ctx, pc.link, len(out.msg.Body), func() (err error) {
 		dc, err = pc.ch.PublishWithDeferredConfirm(out.exchange, out.key, out.mandatory, false, out.msg)
 		return err
 	})

@@ -124,24 +124,67 @@ func (w *replyWaiter) connect(ctx context.Context) (*replySession, error) {
 	return sess, nil
 }
 
-// consume routes replies until the session ends or ctx is done.
+// replyAckBatch bounds the replies acknowledged together.
+const replyAckBatch = 64
+
+// consume routes replies until the session ends or ctx is done. Replies
+// are acknowledged together, with one basic.ack (multiple) for those
+// that arrived back to back, as soon as no other reply is ready: the
+// reply queue has one consumer, so its delivery tags arrive in order.
+// A reply is handed to its call before it is acknowledged; if the
+// connection fails in between, the broker delivers it again after the
+// reconnection, and the call, already ended, ignores it.
 func (w *replyWaiter) consume(ctx context.Context, sess *replySession) {
+	var last uint64 // the highest delivery tag not yet acknowledged, or 0
+	flush := func() {
+		if last == 0 {
+			return
+		}
+		if err := sess.ch.Ack(last, true); err != nil {
+			w.c.s.log.Warn("rabbit: cannot acknowledge replies", "reply_queue", w.queue, "err", err)
+		}
+		last = 0
+	}
+	defer flush()
 	for {
+		var (
+			d  amqp.Delivery
+			ok bool
+		)
 		select {
-		case d, ok := <-sess.deliveries:
-			if !ok {
+		case d, ok = <-sess.deliveries:
+		default:
+			flush()
+			select {
+			case d, ok = <-sess.deliveries:
+			case <-ctx.Done():
 				return
 			}
-			w.handle(&d, sess.link.addr)
-		case <-ctx.Done():
+		}
+		if !ok {
 			return
+		}
+		if w.handle(&d, sess.link.addr) {
+			last = d.DeliveryTag
+		} else {
+			// Acknowledge what came before the rejected message,
+			// then reject it.
+			flush()
+			_ = d.Reject(false)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if n := d.DeliveryTag; last != 0 && n%replyAckBatch == 0 {
+			flush()
 		}
 	}
 }
 
-// handle acknowledges one reply and hands it to its call. A message
-// that is not an oslo reply is rejected, as oslo does.
-func (w *replyWaiter) handle(d *amqp.Delivery, addr string) {
+// handle hands one reply to its call and reports true, or false for a
+// message that is not an oslo reply, which the caller rejects, as oslo
+// does.
+func (w *replyWaiter) handle(d *amqp.Delivery, addr string) bool {
 	log := w.c.s.log
 	body, err := messageBody(d)
 	var m *wire.ReplyMessage
@@ -150,11 +193,7 @@ func (w *replyWaiter) handle(d *amqp.Delivery, addr string) {
 	}
 	if err != nil {
 		log.Error("rabbit: rejecting a message on the reply queue", "reply_queue", w.queue, "err", err)
-		_ = d.Reject(false)
-		return
-	}
-	if err := d.Ack(false); err != nil {
-		log.Warn("rabbit: cannot acknowledge a reply", "msg_id", m.MsgID, "err", err)
+		return false
 	}
 	w.mu.Lock()
 	pc := w.calls[m.MsgID]
@@ -162,9 +201,10 @@ func (w *replyWaiter) handle(d *amqp.Delivery, addr string) {
 	if pc == nil {
 		log.Debug("rabbit: no call waits for this reply, dropping it", "msg_id", m.MsgID)
 		w.c.ev.emit(driver.EventLateReply, addr, w.queue, nil)
-		return
+		return true
 	}
 	pc.deliver(m)
+	return true
 }
 
 // teardown cancels the consumer, deletes the reply queue and closes the
