@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 
 	"github.com/go-oslo/messaging/driver"
@@ -32,40 +31,53 @@ const (
 // or empty Payload is null. It fails if n is nil, n.Payload is not valid
 // JSON, or a context value cannot be encoded.
 func EncodeNotification(n *driver.Notification, envelope bool) ([]byte, error) {
+	return encodeWith(func(b []byte) ([]byte, error) { return AppendNotification(b, n, envelope) })
+}
+
+// AppendNotification appends the body that [EncodeNotification] returns
+// for its arguments to dst and returns the extended buffer, so that a
+// caller can reuse its buffers. On error it returns dst with its
+// original length, and the error that EncodeNotification returns.
+func AppendNotification(dst []byte, n *driver.Notification, envelope bool) ([]byte, error) {
 	if n == nil {
-		return nil, errors.New("wire: nil notification")
+		return dst, errors.New("wire: nil notification")
 	}
-	var b bytes.Buffer
-	b.WriteString(`{"message_id":`)
-	writeString(&b, n.MessageID)
-	b.WriteString(`,"publisher_id":`)
-	writeString(&b, n.PublisherID)
-	b.WriteString(`,"event_type":`)
-	writeString(&b, n.EventType)
-	b.WriteString(`,"priority":`)
-	writeString(&b, n.Priority)
-	b.WriteString(`,"payload":`)
-	switch {
-	case len(bytes.TrimSpace(n.Payload)) == 0:
-		b.WriteString("null")
-	case !json.Valid(n.Payload):
-		return nil, errors.New("wire: notification payload is not valid JSON")
-	default:
-		b.Write(n.Payload)
-	}
-	b.WriteString(`,"timestamp":`)
-	writeString(&b, n.Timestamp)
-	b.WriteString(`,"_unique_id":`)
-	writeString(&b, n.UniqueID)
-	if err := writeContext(&b, n.Context); err != nil {
-		return nil, err
-	}
-	b.WriteByte('}')
-	out := pythonStyle(b.Bytes())
+	start, esc := len(dst), 0
 	if envelope {
-		return Envelope(out), nil
+		dst = append(dst, envelopeHead...)
+		dst = append(dst, '"')
+		esc = 1
 	}
-	return out, nil
+	dst = appendLit(dst, `{"message_id": `, esc)
+	dst = appendPyString(dst, n.MessageID, esc)
+	dst = appendLit(dst, `, "publisher_id": `, esc)
+	dst = appendPyString(dst, n.PublisherID, esc)
+	dst = appendLit(dst, `, "event_type": `, esc)
+	dst = appendPyString(dst, n.EventType, esc)
+	dst = appendLit(dst, `, "priority": `, esc)
+	dst = appendPyString(dst, n.Priority, esc)
+	dst = appendLit(dst, `, "payload": `, esc)
+	if len(bytes.TrimSpace(n.Payload)) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		var err error
+		if dst, err = appendPyJSON(dst, n.Payload, esc); err != nil {
+			return dst[:start], errors.New("wire: notification payload is not valid JSON")
+		}
+	}
+	dst = appendLit(dst, `, "timestamp": `, esc)
+	dst = appendPyString(dst, n.Timestamp, esc)
+	dst = appendLit(dst, `, "_unique_id": `, esc)
+	dst = appendPyString(dst, n.UniqueID, esc)
+	dst, err := appendContext(dst, n.Context, esc)
+	if err != nil {
+		return dst[:start], err
+	}
+	dst = append(dst, '}')
+	if envelope {
+		dst = append(dst, '"', '}')
+	}
+	return dst, nil
 }
 
 // DecodeNotification parses a notification body, enveloped (oslo's
@@ -75,31 +87,60 @@ func EncodeNotification(n *driver.Notification, envelope bool) ([]byte, error) {
 // them therefore decodes, and deciding what to do with an unknown
 // priority is left to the caller. Context values keep their JSON types,
 // numbers as json.Number. Errors wrap ErrInvalidMessage (not a JSON
-// object, a field of the wrong type) or ErrUnsupportedEnvelope.
+// object, a field of the wrong type) or ErrUnsupportedEnvelope. The
+// notification does not share memory with body.
 func DecodeNotification(body []byte) (*driver.Notification, error) {
-	m, err := Unwrap(body)
+	p := getBuffer()
+	defer putBuffer(p)
+	var buf [64]member
+	msg, ms, err := openMessage(body, p, buf[:0])
 	if err != nil {
 		return nil, err
 	}
+	d := doc{b: msg, big: true}
+	var messageID, publisherID, eventType, priority, payload, timestamp, uniqueID *member
+	nctx := 0
+	var tmp [64]byte
+	for i := range ms {
+		m := &ms[i]
+		k := keyBytes(msg, m, &tmp)
+		switch string(k) {
+		case keyMessageID:
+			messageID = m
+		case keyPublisherID:
+			publisherID = m
+		case keyEventType:
+			eventType = m
+		case keyPriority:
+			priority = m
+		case keyPayload:
+			payload = m
+		case keyTimestamp:
+			timestamp = m
+		case keyUniqueID:
+			uniqueID = m
+		default:
+			if hasContextPrefix(k) {
+				nctx++
+			}
+		}
+	}
 	n := &driver.Notification{}
-	for _, f := range []struct {
-		key string
-		dst *string
-	}{
-		{keyMessageID, &n.MessageID}, {keyPublisherID, &n.PublisherID}, {keyEventType, &n.EventType},
-		{keyPriority, &n.Priority}, {keyTimestamp, &n.Timestamp}, {keyUniqueID, &n.UniqueID},
+	for _, err := range [...]error{
+		d.setString(messageID, keyMessageID, &n.MessageID),
+		d.setString(publisherID, keyPublisherID, &n.PublisherID),
+		d.setString(eventType, keyEventType, &n.EventType),
+		d.setString(priority, keyPriority, &n.Priority),
+		d.setString(timestamp, keyTimestamp, &n.Timestamp),
+		d.setString(uniqueID, keyUniqueID, &n.UniqueID),
 	} {
-		if err := optString(m, f.key, f.dst); err != nil {
+		if err != nil {
 			return nil, err
 		}
 	}
-	if raw, ok := m[keyPayload]; ok && !isNull(raw) {
-		n.Payload = raw
+	if payload != nil && !d.isNull(payload) {
+		n.Payload = d.raw(payload)
 	}
-	ctx, err := decodeContext(m)
-	if err != nil {
-		return nil, err
-	}
-	n.Context = ctx
+	n.Context = d.context(ms, nctx)
 	return n, nil
 }

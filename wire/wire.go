@@ -16,6 +16,11 @@
 // NaN and Infinity literals that Python's json module also writes, since
 // they are not JSON.
 //
+// Decoded messages own their memory: they share none with the body they
+// came from, which the caller may reuse. The Append functions
+// (AppendRequest, AppendReply, AppendNotification) write into a buffer
+// that the caller provides, for drivers that reuse their buffers.
+//
 // The package is used by drivers; applications do not need it.
 package wire
 
@@ -27,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -67,18 +71,33 @@ func NewID() string {
 // NewUUID returns a new random identifier in str(uuid4()) form, 36
 // characters with dashes, as oslo uses for notification message ids.
 func NewUUID() string {
-	s := NewID()
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], b[10:16])
+	return string(s[:])
 }
+
+// envelopeHead starts every enveloped body; the message dictionary
+// follows as a JSON string.
+const envelopeHead = `{"oslo.version": "2.0", "oslo.message": `
 
 // Envelope wraps an encoded message dictionary in the 2.0 envelope:
 // {"oslo.version": "2.0", "oslo.message": "<inner as a JSON string>"}.
 func Envelope(inner []byte) []byte {
-	s, _ := marshal(string(inner)) // a string always encodes
-	s = pythonStyle(s)
-	out := make([]byte, 0, len(s)+40)
-	out = append(out, `{"oslo.version": "2.0", "oslo.message": `...)
-	out = append(out, s...)
+	out := make([]byte, 0, len(inner)+len(inner)/4+len(envelopeHead)+4)
+	out = append(out, envelopeHead...)
+	out = appendPyString(out, string(inner), 0)
 	return append(out, '}')
 }
 
@@ -86,29 +105,106 @@ func Envelope(inner []byte) []byte {
 // string of an envelope, or body itself for an un-enveloped (legacy)
 // message. It returns an error wrapping ErrUnsupportedEnvelope for an
 // envelope version not compatible with 2.0, and ErrInvalidMessage for a
-// body that is not a JSON object.
+// body that is not a JSON object. The values are copies: they do not
+// share memory with body.
 func Unwrap(body []byte) (map[string]json.RawMessage, error) {
-	outer, err := decodeObject(body)
+	var inner []byte
+	var buf [32]member
+	msg, ms, err := openMessage(body, &inner, buf[:0])
 	if err != nil {
 		return nil, err
 	}
-	rawVer, hasVer := outer[VersionKey]
-	rawMsg, hasMsg := outer[MessageKey]
-	if !hasVer || !hasMsg {
-		return outer, nil // legacy "1.0" message
+	if inner == nil { // a legacy message: msg is body
+		msg = bytes.Clone(msg)
 	}
-	var ver string
-	if err := json.Unmarshal(rawVer, &ver); err != nil {
-		return nil, fmt.Errorf("%w: %s is not a string", ErrInvalidMessage, VersionKey)
+	d := doc{b: msg, big: true}
+	m := make(map[string]json.RawMessage, len(ms))
+	for i := range ms {
+		mb := &ms[i]
+		m[d.key(mb)] = msg[mb.v0:mb.v1:mb.v1]
 	}
-	if !envelopeCompatible(ver) {
-		return nil, fmt.Errorf("%w: %q", ErrUnsupportedEnvelope, ver)
+	return m, nil
+}
+
+// openMessage parses body, enveloped or legacy, and returns the JSON
+// text of its message dictionary and the dictionary's members, appended
+// to ms. For an envelope, the text is the unquoted inner message,
+// written over *buf; for a legacy message, it is body itself and *buf
+// is left alone. As with a map, the last of repeated keys counts.
+func openMessage(body []byte, buf *[]byte, ms []member) ([]byte, []member, error) {
+	if inner, ok := unwrapCanonical(body, (*buf)[:0]); ok {
+		*buf = inner
+		ms, err := members(inner, ms)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		}
+		return inner, ms, nil
 	}
-	var inner string
-	if err := json.Unmarshal(rawMsg, &inner); err != nil {
-		return nil, fmt.Errorf("%w: %s is not a string", ErrInvalidMessage, MessageKey)
+	ms, err := members(body, ms)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	return decodeObject([]byte(inner))
+	var ver, msg *member
+	var tmp [64]byte
+	for i := range ms {
+		switch m := &ms[i]; string(keyBytes(body, m, &tmp)) {
+		case VersionKey:
+			ver = m
+		case MessageKey:
+			msg = m
+		}
+	}
+	if ver == nil || msg == nil {
+		return body, ms, nil // legacy "1.0" message
+	}
+	switch raw := body[ver.v0:ver.v1]; {
+	case string(raw) == `"2.0"`:
+	case raw[0] == '"':
+		if v := string(appendUnquote(tmp[:0], raw)); !envelopeCompatible(v) {
+			return nil, nil, fmt.Errorf("%w: %q", ErrUnsupportedEnvelope, v)
+		}
+	case raw[0] == 'n': // null reads as "", not a compatible version
+		return nil, nil, fmt.Errorf("%w: %q", ErrUnsupportedEnvelope, "")
+	default:
+		return nil, nil, fmt.Errorf("%w: %s is not a string", ErrInvalidMessage, VersionKey)
+	}
+	switch raw := body[msg.v0:msg.v1]; raw[0] {
+	case '"':
+		*buf = appendUnquote((*buf)[:0], raw)
+	case 'n': // null reads as "", which is not JSON
+		*buf = (*buf)[:0]
+	default:
+		return nil, nil, fmt.Errorf("%w: %s is not a string", ErrInvalidMessage, MessageKey)
+	}
+	if *buf == nil {
+		*buf = []byte{}
+	}
+	inner := *buf
+	if ms, err = members(inner, ms[:0]); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	return inner, ms, nil
+}
+
+// unwrapCanonical reads the envelopes that oslo and EncodeRequest write,
+// {"oslo.version": "2.0", "oslo.message": "..."}, in a single pass: it
+// appends the unquoted message to dst. ok is false for any other body,
+// valid or not, which openMessage then reads the long way.
+func unwrapCanonical(body, dst []byte) (inner []byte, ok bool) {
+	if len(body) < len(envelopeHead)+3 || string(body[:len(envelopeHead)+1]) != envelopeHead+`"` {
+		return nil, false
+	}
+	inner, end, err := appendUnquoteAt(dst, body, len(envelopeHead))
+	if err != nil {
+		return nil, false
+	}
+	if end = skipSpace(body, end); end >= len(body) || body[end] != '}' || skipSpace(body, end+1) != len(body) {
+		return nil, false
+	}
+	if inner == nil {
+		inner = []byte{}
+	}
+	return inner, true
 }
 
 // envelopeCompatible applies oslo's version_is_compatible("2.0", v),
@@ -172,15 +268,47 @@ func pyInt(s string) (int64, bool) {
 	return n, true
 }
 
-func decodeObject(b []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+// keyBytes returns the key of m, a member of the JSON text b, unquoted
+// into tmp if it holds escapes or bytes beyond ASCII.
+func keyBytes(b []byte, m *member, tmp *[64]byte) []byte {
+	if m.kf == 0 {
+		return b[m.k0+1 : m.k1-1]
 	}
+	return appendUnquote(tmp[:0], b[m.k0:m.k1])
+}
+
+// hasContextPrefix reports whether the key k starts with "_context_".
+func hasContextPrefix(k []byte) bool {
+	return len(k) >= len(contextPrefix) && string(k[:len(contextPrefix)]) == contextPrefix
+}
+
+// context decodes the _context_* members of d; n counts them.
+func (d *doc) context(ms []member, n int) map[string]any {
+	if n == 0 {
+		return nil
+	}
+	ctx := make(map[string]any, n)
+	for i := range ms {
+		m := &ms[i]
+		if name, ok := strings.CutPrefix(d.key(m), contextPrefix); ok {
+			ctx[name], _ = d.value(m.v0)
+		}
+	}
+	return ctx
+}
+
+// setString sets *dst to the value of m, if m is not nil: a string, or
+// "" for null. It fails for other types.
+func (d *doc) setString(m *member, key string, dst *string) error {
 	if m == nil {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidMessage)
+		return nil
 	}
-	return m, nil
+	s, ok := d.optString(m)
+	if !ok {
+		return fmt.Errorf("%w: %s is not a string", ErrInvalidMessage, key)
+	}
+	*dst = s
+	return nil
 }
 
 // EncodeRequest returns the body of an RPC request: the enveloped
@@ -190,44 +318,59 @@ func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 // It fails if r.Args is not a JSON object, r.MonitorTimeout is NaN or
 // infinite, or a context value cannot be encoded.
 func EncodeRequest(r *driver.Request) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"method":`)
-	writeString(&b, r.Method)
-	b.WriteString(`,"args":`)
-	if err := writeObject(&b, r.Args); err != nil {
-		return nil, fmt.Errorf("wire: args: %w", err)
+	return encodeWith(func(b []byte) ([]byte, error) { return AppendRequest(b, r) })
+}
+
+// AppendRequest appends the body that [EncodeRequest] returns for r to
+// dst and returns the extended buffer, so that a caller can reuse its
+// buffers. On error it returns dst with its original length, and the
+// error that EncodeRequest returns.
+func AppendRequest(dst []byte, r *driver.Request) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, envelopeHead...)
+	dst = append(dst, '"')
+	dst, err := appendRequest(dst, r, 1)
+	if err != nil {
+		return dst[:n], err
+	}
+	return append(dst, '"', '}'), nil
+}
+
+// appendRequest appends the message dictionary of r at escape level esc.
+func appendRequest(dst []byte, r *driver.Request, esc int) ([]byte, error) {
+	dst = appendLit(dst, `{"method": `, esc)
+	dst = appendPyString(dst, r.Method, esc)
+	dst = appendLit(dst, `, "args": `, esc)
+	dst, err := appendObject(dst, r.Args, esc)
+	if err != nil {
+		return dst, fmt.Errorf("wire: args: %w", err)
 	}
 	if r.Namespace != "" {
-		b.WriteString(`,"namespace":`)
-		writeString(&b, r.Namespace)
+		dst = appendLit(dst, `, "namespace": `, esc)
+		dst = appendPyString(dst, r.Namespace, esc)
 	}
 	if r.Version != "" {
-		b.WriteString(`,"version":`)
-		writeString(&b, r.Version)
+		dst = appendLit(dst, `, "version": `, esc)
+		dst = appendPyString(dst, r.Version, esc)
 	}
 	if r.MsgID != "" {
-		b.WriteString(`,"_msg_id":`)
-		writeString(&b, r.MsgID)
-		b.WriteString(`,"_reply_q":`)
-		writeString(&b, r.ReplyTo)
-		b.WriteString(`,"_timeout":`)
+		dst = appendLit(dst, `, "_msg_id": `, esc)
+		dst = appendPyString(dst, r.MsgID, esc)
+		dst = appendLit(dst, `, "_reply_q": `, esc)
+		dst = appendPyString(dst, r.ReplyTo, esc)
+		dst = appendLit(dst, `, "_timeout": `, esc)
 		if r.MonitorTimeout == nil {
-			b.WriteString("null")
-		} else {
-			n, err := formatNumber(*r.MonitorTimeout)
-			if err != nil {
-				return nil, fmt.Errorf("wire: _timeout: %w", err)
-			}
-			b.WriteString(n)
+			dst = append(dst, "null"...)
+		} else if dst, err = appendNumber(dst, *r.MonitorTimeout); err != nil {
+			return dst, fmt.Errorf("wire: _timeout: %w", err)
 		}
 	}
-	b.WriteString(`,"_unique_id":`)
-	writeString(&b, r.UniqueID)
-	if err := writeContext(&b, r.Context); err != nil {
-		return nil, err
+	dst = appendLit(dst, `, "_unique_id": `, esc)
+	dst = appendPyString(dst, r.UniqueID, esc)
+	if dst, err = appendContext(dst, r.Context, esc); err != nil {
+		return dst, err
 	}
-	b.WriteByte('}')
-	return Envelope(pythonStyle(b.Bytes())), nil
+	return append(dst, '}'), nil
 }
 
 // Message keys that DecodeRequest consumes.
@@ -246,42 +389,83 @@ const (
 // or null fields are left empty; a request without "method" decodes, so
 // that the server can answer it with NoSuchMethod. Context values keep
 // their JSON types, numbers as json.Number. Errors wrap
-// ErrInvalidMessage or ErrUnsupportedEnvelope.
+// ErrInvalidMessage or ErrUnsupportedEnvelope. The request does not
+// share memory with body.
 func DecodeRequest(body []byte) (*driver.Request, error) {
-	m, err := Unwrap(body)
+	p := getBuffer()
+	defer putBuffer(p)
+	var buf [64]member
+	msg, ms, err := openMessage(body, p, buf[:0])
 	if err != nil {
 		return nil, err
 	}
+	d := doc{b: msg, big: true}
+	var method, args, namespace, version, msgID, replyQ, timeout, uniqueID *member
+	nctx := 0
+	var tmp [64]byte
+	for i := range ms {
+		m := &ms[i]
+		k := keyBytes(msg, m, &tmp)
+		switch string(k) {
+		case keyMethod:
+			method = m
+		case keyArgs:
+			args = m
+		case keyNamespace:
+			namespace = m
+		case keyVersion:
+			version = m
+		case keyMsgID:
+			msgID = m
+		case keyReplyQ:
+			replyQ = m
+		case keyTimeout:
+			timeout = m
+		case keyUniqueID:
+			uniqueID = m
+		default:
+			if hasContextPrefix(k) {
+				nctx++
+			}
+		}
+	}
 	r := &driver.Request{}
-	if err := optString(m, keyMethod, &r.Method); err != nil {
+	if err := d.setString(method, keyMethod, &r.Method); err != nil {
 		return nil, err
 	}
-	if raw, ok := m[keyArgs]; ok && !isNull(raw) {
-		if t := firstByte(raw); t != '{' {
+	if args != nil && !d.isNull(args) {
+		if msg[args.v0] != '{' {
 			return nil, fmt.Errorf("%w: args is not an object", ErrInvalidMessage)
 		}
-		r.Args = raw
+		r.Args = d.raw(args)
 	}
-	for _, f := range []struct {
-		key string
-		dst *string
-	}{{keyNamespace, &r.Namespace}, {keyVersion, &r.Version}, {keyMsgID, &r.MsgID}, {keyReplyQ, &r.ReplyTo}, {keyUniqueID, &r.UniqueID}} {
-		if err := optString(m, f.key, f.dst); err != nil {
-			return nil, err
+	if err := d.setString(namespace, keyNamespace, &r.Namespace); err != nil {
+		return nil, err
+	}
+	if err := d.setString(version, keyVersion, &r.Version); err != nil {
+		return nil, err
+	}
+	if err := d.setString(msgID, keyMsgID, &r.MsgID); err != nil {
+		return nil, err
+	}
+	if err := d.setString(replyQ, keyReplyQ, &r.ReplyTo); err != nil {
+		return nil, err
+	}
+	if err := d.setString(uniqueID, keyUniqueID, &r.UniqueID); err != nil {
+		return nil, err
+	}
+	if timeout != nil && !d.isNull(timeout) {
+		c := msg[timeout.v0]
+		if c != '-' && !isDigit(c) {
+			return nil, fmt.Errorf("%w: _timeout is not a number", ErrInvalidMessage)
 		}
-	}
-	if raw, ok := m[keyTimeout]; ok && !isNull(raw) {
-		var t float64
-		if err := json.Unmarshal(raw, &t); err != nil {
+		t, err := strconv.ParseFloat(d.text(timeout.v0, timeout.v1), 64)
+		if err != nil {
 			return nil, fmt.Errorf("%w: _timeout is not a number", ErrInvalidMessage)
 		}
 		r.MonitorTimeout = &t
 	}
-	ctx, err := decodeContext(m)
-	if err != nil {
-		return nil, err
-	}
-	r.Context = ctx
+	r.Context = d.context(ms, nctx)
 	return r, nil
 }
 
@@ -307,72 +491,98 @@ func (m *ReplyMessage) IsHeartbeat() bool {
 // A nil r encodes a heartbeat (null result and failure). The failure, if
 // any, is embedded as a JSON string, as oslo does.
 func EncodeReply(r *driver.Reply, msgID, uniqueID string, ending bool) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"result":`)
-	var failure string
-	hasFailure := false
-	if r != nil && r.Failure != nil {
-		f, err := EncodeFailure(r.Failure)
-		if err != nil {
-			return nil, err
-		}
-		failure, hasFailure = string(f), true
-	}
+	return encodeWith(func(b []byte) ([]byte, error) { return AppendReply(b, r, msgID, uniqueID, ending) })
+}
+
+// AppendReply appends the body that [EncodeReply] returns for its
+// arguments to dst and returns the extended buffer, so that a caller can
+// reuse its buffers. On error it returns dst with its original length,
+// and the error that EncodeReply returns.
+func AppendReply(dst []byte, r *driver.Reply, msgID, uniqueID string, ending bool) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, envelopeHead...)
+	dst = append(dst, '"')
+	dst = appendLit(dst, `{"result": `, 1)
+	hasFailure := r != nil && r.Failure != nil
+	var err error
 	switch {
 	case r == nil || hasFailure || len(r.Result) == 0:
-		b.WriteString("null")
-	case !json.Valid(r.Result):
-		return nil, errors.New("wire: reply result is not valid JSON")
+		dst = append(dst, "null"...)
 	default:
-		b.Write(r.Result)
+		if dst, err = appendPyJSON(dst, r.Result, 1); err != nil {
+			return dst[:n], errors.New("wire: reply result is not valid JSON")
+		}
 	}
-	b.WriteString(`,"failure":`)
+	dst = appendLit(dst, `, "failure": `, 1)
 	if hasFailure {
-		writeString(&b, failure)
+		dst = append(dst, escQuote[1]...)
+		if dst, err = appendFailure(dst, r.Failure, 2); err != nil {
+			return dst[:n], err
+		}
+		dst = append(dst, escQuote[1]...)
 	} else {
-		b.WriteString("null")
+		dst = append(dst, "null"...)
 	}
 	if ending {
-		b.WriteString(`,"ending":true`)
+		dst = appendLit(dst, `, "ending": true`, 1)
 	} else {
-		b.WriteString(`,"ending":false`)
+		dst = appendLit(dst, `, "ending": false`, 1)
 	}
-	b.WriteString(`,"_msg_id":`)
-	writeString(&b, msgID)
-	b.WriteString(`,"_unique_id":`)
-	writeString(&b, uniqueID)
-	b.WriteByte('}')
-	return Envelope(pythonStyle(b.Bytes())), nil
+	dst = appendLit(dst, `, "_msg_id": `, 1)
+	dst = appendPyString(dst, msgID, 1)
+	dst = appendLit(dst, `, "_unique_id": `, 1)
+	dst = appendPyString(dst, uniqueID, 1)
+	return append(dst, '}', '"', '}'), nil
 }
 
 // DecodeReply parses a reply body, enveloped or legacy. As in oslo, a
 // reply is final when "ending" is true in Python's sense (present and
 // not false, null, 0, "", [] or {}), and a falsy "failure" (null, "",
 // and so on) is no failure. Errors wrap ErrInvalidMessage or
-// ErrUnsupportedEnvelope.
+// ErrUnsupportedEnvelope. The reply does not share memory with body.
 func DecodeReply(body []byte) (*ReplyMessage, error) {
-	m, err := Unwrap(body)
+	p := getBuffer()
+	defer putBuffer(p)
+	var buf [16]member
+	msg, ms, err := openMessage(body, p, buf[:0])
 	if err != nil {
 		return nil, err
 	}
-	rm := &ReplyMessage{}
-	if raw, ok := m["result"]; ok && !isNull(raw) {
-		rm.Result = raw
+	d := doc{b: msg}
+	var result, failure, ending, msgID, uniqueID *member
+	var tmp [64]byte
+	for i := range ms {
+		switch m := &ms[i]; string(keyBytes(msg, m, &tmp)) {
+		case "result":
+			result = m
+		case "failure":
+			failure = m
+		case "ending":
+			ending = m
+		case keyMsgID:
+			msgID = m
+		case keyUniqueID:
+			uniqueID = m
+		}
 	}
-	if raw, ok := m["failure"]; ok && truthy(raw) {
-		f, err := decodeFailureValue(raw)
+	rm := &ReplyMessage{}
+	if result != nil && !d.isNull(result) {
+		rm.Result = d.raw(result)
+	}
+	if failure != nil && truthy(msg[failure.v0:failure.v1]) {
+		f, err := decodeFailureValue(msg[failure.v0:failure.v1])
 		if err != nil {
 			return nil, err
 		}
 		rm.Failure = f
 	}
-	if raw, ok := m["ending"]; ok {
-		rm.Ending = truthy(raw)
+	if ending != nil {
+		rm.Ending = truthy(msg[ending.v0:ending.v1])
 	}
-	if err := optString(m, keyMsgID, &rm.MsgID); err != nil {
+	if err := d.setString(msgID, keyMsgID, &rm.MsgID); err != nil {
 		return nil, err
 	}
-	if err := optString(m, keyUniqueID, &rm.UniqueID); err != nil {
+	if err := d.setString(uniqueID, keyUniqueID, &rm.UniqueID); err != nil {
 		return nil, err
 	}
 	return rm, nil
@@ -382,182 +592,174 @@ func DecodeReply(body []byte) (*ReplyMessage, error) {
 // the keys class, module, message, tb, args, kwargs, in Python's
 // formatting.
 func EncodeFailure(f *driver.Failure) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"class":`)
-	writeString(&b, f.Class)
-	b.WriteString(`,"module":`)
-	writeString(&b, f.Module)
-	b.WriteString(`,"message":`)
-	writeString(&b, f.Message)
-	b.WriteString(`,"tb":[`)
+	return encodeWith(func(b []byte) ([]byte, error) { return appendFailure(b, f, 0) })
+}
+
+// appendFailure appends EncodeFailure(f) at escape level esc.
+func appendFailure(dst []byte, f *driver.Failure, esc int) ([]byte, error) {
+	dst = appendLit(dst, `{"class": `, esc)
+	dst = appendPyString(dst, f.Class, esc)
+	dst = appendLit(dst, `, "module": `, esc)
+	dst = appendPyString(dst, f.Module, esc)
+	dst = appendLit(dst, `, "message": `, esc)
+	dst = appendPyString(dst, f.Message, esc)
+	dst = appendLit(dst, `, "tb": [`, esc)
 	for i, line := range f.Traceback {
 		if i > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',', ' ')
 		}
-		writeString(&b, line)
+		dst = appendPyString(dst, line, esc)
 	}
-	b.WriteString(`],"args":`)
+	dst = appendLit(dst, `], "args": `, esc)
 	switch {
 	case len(f.Args) == 0:
-		b.WriteString("[]")
-	case firstByte(f.Args) != '[' || !json.Valid(f.Args):
-		return nil, errors.New("wire: failure args is not a JSON array")
+		dst = append(dst, "[]"...)
+	case firstByte(f.Args) != '[':
+		return dst, errors.New("wire: failure args is not a JSON array")
 	default:
-		b.Write(f.Args)
+		var err error
+		if dst, err = appendPyJSON(dst, f.Args, esc); err != nil {
+			return dst, errors.New("wire: failure args is not a JSON array")
+		}
 	}
-	b.WriteString(`,"kwargs":`)
-	if err := writeObject(&b, f.Kwargs); err != nil {
-		return nil, fmt.Errorf("wire: failure kwargs: %w", err)
+	dst = appendLit(dst, `, "kwargs": `, esc)
+	dst, err := appendObject(dst, f.Kwargs, esc)
+	if err != nil {
+		return dst, fmt.Errorf("wire: failure kwargs: %w", err)
 	}
-	b.WriteByte('}')
-	return pythonStyle(b.Bytes()), nil
+	return append(dst, '}'), nil
 }
 
 // DecodeFailure parses oslo's serialized exception. Errors wrap
-// ErrInvalidMessage.
+// ErrInvalidMessage. The failure does not share memory with data.
 func DecodeFailure(data []byte) (*driver.Failure, error) {
-	m, err := decodeObject(data)
+	var buf [16]member
+	ms, err := members(data, buf[:0])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	d := doc{b: data, big: true}
+	var class, module, message, tb, args, kwargs *member
+	var tmp [64]byte
+	for i := range ms {
+		switch m := &ms[i]; string(keyBytes(data, m, &tmp)) {
+		case "class":
+			class = m
+		case "module":
+			module = m
+		case "message":
+			message = m
+		case "tb":
+			tb = m
+		case "args":
+			args = m
+		case "kwargs":
+			kwargs = m
+		}
 	}
 	f := &driver.Failure{}
-	for _, fld := range []struct {
-		key string
-		dst *string
-	}{{"class", &f.Class}, {"module", &f.Module}, {"message", &f.Message}} {
-		if err := optString(m, fld.key, fld.dst); err != nil {
-			return nil, err
-		}
+	if err := d.setString(class, "class", &f.Class); err != nil {
+		return nil, err
 	}
-	if raw, ok := m["tb"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &f.Traceback); err != nil {
-			// Some senders use a single string.
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
+	if err := d.setString(module, "module", &f.Module); err != nil {
+		return nil, err
+	}
+	if err := d.setString(message, "message", &f.Message); err != nil {
+		return nil, err
+	}
+	if tb != nil && !d.isNull(tb) {
+		switch data[tb.v0] {
+		case '"': // some senders use a single string
+			f.Traceback = []string{d.str(tb.v0, tb.v1, tb.vf)}
+		case '[':
+			lines, ok := d.stringList(tb.v0)
+			if !ok {
 				return nil, fmt.Errorf("%w: failure tb is not a list of strings", ErrInvalidMessage)
 			}
-			f.Traceback = []string{s}
+			f.Traceback = lines
+		default:
+			return nil, fmt.Errorf("%w: failure tb is not a list of strings", ErrInvalidMessage)
 		}
 	}
-	if raw, ok := m["args"]; ok && !isNull(raw) {
-		if firstByte(raw) != '[' {
+	if args != nil && !d.isNull(args) {
+		if data[args.v0] != '[' {
 			return nil, fmt.Errorf("%w: failure args is not a list", ErrInvalidMessage)
 		}
-		f.Args = raw
+		f.Args = d.raw(args)
 	}
-	if raw, ok := m["kwargs"]; ok && !isNull(raw) {
-		if firstByte(raw) != '{' {
+	if kwargs != nil && !d.isNull(kwargs) {
+		if data[kwargs.v0] != '{' {
 			return nil, fmt.Errorf("%w: failure kwargs is not an object", ErrInvalidMessage)
 		}
-		f.Kwargs = raw
+		f.Kwargs = d.raw(kwargs)
 	}
 	return f, nil
 }
 
+// stringList decodes the valid array at b[i] as json.Unmarshal decodes
+// it into a []string: null elements are "". ok is false if an element
+// is neither a string nor null. The strings share one allocation.
+func (d *doc) stringList(i int) (lines []string, ok bool) {
+	b := d.b
+	first := skipSpace(b, i+1)
+	if b[first] == ']' {
+		return []string{}, true
+	}
+	// Unquote the strings one after the other into a scratch buffer,
+	// noting where each ends.
+	p := getBuffer()
+	defer putBuffer(p)
+	text := (*p)[:0]
+	var endsBuf [16]int
+	ends := endsBuf[:0]
+	for j := first; ; {
+		switch b[j] {
+		case '"':
+			end, fl := stringEnd(b, j)
+			if fl == 0 {
+				text = append(text, b[j+1:end-1]...)
+			} else {
+				text = appendUnquote(text, b[j:end])
+			}
+			j = end
+		case 'n':
+			j += len("null")
+		default:
+			return nil, false
+		}
+		ends = append(ends, len(text))
+		if j = skipSpace(b, j); b[j] == ']' {
+			break
+		}
+		j = skipSpace(b, j+1)
+	}
+	*p = text
+	all := string(text)
+	lines = make([]string, len(ends))
+	start := 0
+	for k, end := range ends {
+		lines[k] = all[start:end]
+		start = end
+	}
+	return lines, true
+}
+
 // decodeFailureValue accepts a failure as a JSON string (what oslo
-// sends) or as an object.
-func decodeFailureValue(raw json.RawMessage) (*driver.Failure, error) {
-	if firstByte(raw) == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: failure: %w", ErrInvalidMessage, err)
-		}
-		return DecodeFailure([]byte(s))
+// sends) or as an object. raw is a valid JSON value.
+func decodeFailureValue(raw []byte) (*driver.Failure, error) {
+	if raw[0] != '"' {
+		return DecodeFailure(raw)
 	}
-	return DecodeFailure(raw)
-}
-
-// writeContext appends the sorted _context_<key> fields.
-func writeContext(b *bytes.Buffer, ctx map[string]any) error {
-	if len(ctx) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(ctx))
-	for k := range ctx {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v, err := marshal(ctx[k])
-		if err != nil {
-			return fmt.Errorf("wire: context key %q: %w", k, err)
-		}
-		b.WriteByte(',')
-		writeString(b, contextPrefix+k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	return nil
-}
-
-// decodeContext collects the _context_* keys of m.
-func decodeContext(m map[string]json.RawMessage) (map[string]any, error) {
-	var ctx map[string]any
-	for k, raw := range m {
-		name, ok := strings.CutPrefix(k, contextPrefix)
-		if !ok {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%w: context key %q: %w", ErrInvalidMessage, name, err)
-		}
-		if ctx == nil {
-			ctx = make(map[string]any)
-		}
-		ctx[name] = v
-	}
-	return ctx, nil
-}
-
-func writeString(b *bytes.Buffer, s string) {
-	out, _ := marshal(s) // strings always encode
-	b.Write(out)
-}
-
-// writeObject appends raw, which must be a JSON object; nil, empty or
-// null is {}. Whitespace is left for pythonStyle to remove.
-func writeObject(b *bytes.Buffer, raw json.RawMessage) error {
-	if len(bytes.TrimSpace(raw)) == 0 || isNull(raw) {
-		b.WriteString("{}")
-		return nil
-	}
-	if firstByte(raw) != '{' || !json.Valid(raw) {
-		return errors.New("not a JSON object")
-	}
-	b.Write(raw)
-	return nil
-}
-
-func optString(m map[string]json.RawMessage, key string, dst *string) error {
-	raw, ok := m[key]
-	if !ok || isNull(raw) {
-		return nil
-	}
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return fmt.Errorf("%w: %s is not a string", ErrInvalidMessage, key)
-	}
-	return nil
-}
-
-func isNull(raw json.RawMessage) bool {
-	return string(bytes.TrimSpace(raw)) == "null"
-}
-
-func firstByte(raw []byte) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
+	p := getBuffer()
+	defer putBuffer(p)
+	*p = appendUnquote((*p)[:0], raw)
+	return DecodeFailure(*p)
 }
 
 // truthy reports the Python truthiness of the value that json.loads
 // makes of raw: false for null, false, zero, and empty strings, lists
 // and objects.
-func truthy(raw json.RawMessage) bool {
+func truthy(raw []byte) bool {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return false
@@ -576,30 +778,5 @@ func truthy(raw json.RawMessage) bool {
 	default:
 		f, err := strconv.ParseFloat(string(raw), 64)
 		return err != nil || f != 0 // out of range: an infinity
-	}
-}
-
-// errNotFinite is returned for NaN and infinite numbers, which JSON
-// cannot carry.
-var errNotFinite = errors.New("not a finite number")
-
-// formatNumber writes a float as Python writes the int or float a caller
-// passed: a whole number below 1e16 as an integer, any other number as
-// Python's repr() of a float (fixed notation from 1e-4 to 1e16, exponent
-// notation outside). It fails for NaN and infinities, which are not
-// JSON.
-func formatNumber(f float64) (string, error) {
-	a := math.Abs(f)
-	switch {
-	case math.IsNaN(f) || math.IsInf(f, 0):
-		return "", errNotFinite
-	case f == 0:
-		return "0", nil // also for -0
-	case f == math.Trunc(f) && a < 1e16:
-		return strconv.FormatFloat(f, 'f', -1, 64), nil
-	case a < 1e-4 || a >= 1e16:
-		return strconv.FormatFloat(f, 'e', -1, 64), nil
-	default:
-		return strconv.FormatFloat(f, 'f', -1, 64), nil
 	}
 }
