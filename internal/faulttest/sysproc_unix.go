@@ -1,0 +1,18 @@
+//go:build unix && !linux
+
+package faulttest
+
+import "syscall"
+
+// procAttr puts a child in a process group of its own, so that it and
+// its children can be killed together.
+func procAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+
+// signalGroup sends sig to the process group led by pid.
+func signalGroup(pid int, sig syscall.Signal) error { return syscall.Kill(-pid, sig) }
+
+// Signals that pause and continue a process.
+const (
+	sigStop = syscall.SIGSTOP
+	sigCont = syscall.SIGCONT
+)
