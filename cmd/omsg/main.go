@@ -217,6 +217,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newNotifyCommand(stderr),
 		newListenCommand(stdout, stderr),
 		newInspectCommand(stdout, stderr),
+		newBenchCommand(stdout, stderr),
 		newVersionCommand(stdout),
 	)
 	root.InitDefaultCompletionCmd()
