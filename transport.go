@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -177,6 +178,17 @@ func (t *Transport) URL() string {
 		return ""
 	}
 	return t.url.String()
+}
+
+// Format prints the Transport as messaging.Transport(URL) with its
+// redacted URL, whatever the verb, so that no format prints its
+// password.
+func (t *Transport) Format(f fmt.State, _ rune) {
+	if t == nil {
+		_, _ = io.WriteString(f, "messaging.Transport(nil)")
+		return
+	}
+	_, _ = io.WriteString(f, "messaging.Transport("+t.URL()+")")
 }
 
 // Address returns the driver address of target, with the control

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-oslo/messaging/driver"
 )
@@ -51,6 +52,16 @@ var builtinRemoteErrors = map[string]error{
 // Python callers re-raise builtins exceptions as themselves, exceptions
 // of modules in their allowed_remote_exmods as their own class, and any
 // other as oslo_messaging.RemoteError.
+//
+// A client rebuilds a RemoteError from what the server sent, which it
+// does not trust: only the names registered with [WithRemoteErrors] (and
+// oslo's dispatcher errors) map to local errors, and the Message and
+// Traceback are bounded. A Message longer than 64 KiB keeps its first
+// 64 KiB and a note of what was cut; a Traceback of more than 64 KiB or
+// 1000 lines keeps its first line ("Traceback (most recent call
+// last):"), a line saying how many lines and bytes were left out, and
+// as many of its last lines (the innermost frames and the exception) as
+// fit.
 type RemoteError struct {
 	Module    string   // Python module, e.g. "builtins" or "nova.exception"
 	Class     string   // exception class, e.g. "ValueError"
@@ -184,16 +195,24 @@ func failureFor(err error, stack []string) *driver.Failure {
 	return &f
 }
 
+// Bounds of the text of a failure rebuilt by a client.
+const (
+	maxRemoteMessage   = 64 << 10 // bytes of the message
+	maxTracebackBytes  = 64 << 10 // bytes of the traceback, all lines
+	maxTracebackLines  = 1000
+	maxRemoteNameBytes = 1024 // bytes of the module, and of the class
+)
+
 // remoteErrorFrom rebuilds a failure received by a client. Python's
 // "exceptions" module is mapped to "builtins" and "_Remote" suffixes are
 // dropped, as oslo does; local is looked up in m and then in the
-// built-in map.
+// built-in map. The texts are bounded as RemoteError's doc says.
 func remoteErrorFrom(f *driver.Failure, m map[string]error) *RemoteError {
 	e := &RemoteError{
-		Module:    strings.TrimSuffix(f.Module, "_Remote"),
-		Class:     strings.TrimSuffix(f.Class, "_Remote"),
-		Message:   f.Message,
-		Traceback: f.Traceback,
+		Module:    truncateText(strings.TrimSuffix(f.Module, "_Remote"), maxRemoteNameBytes),
+		Class:     truncateText(strings.TrimSuffix(f.Class, "_Remote"), maxRemoteNameBytes),
+		Message:   truncateText(f.Message, maxRemoteMessage),
+		Traceback: truncateTraceback(f.Traceback, maxTracebackBytes, maxTracebackLines),
 		Args:      f.Args,
 		Kwargs:    f.Kwargs,
 	}
@@ -221,3 +240,60 @@ func (e *argsError) Error() string {
 }
 
 func (e *argsError) Unwrap() error { return e.err }
+
+// truncateText returns s if it has at most limit bytes, or else its
+// first bytes, cut at a rune boundary, and a note of how many bytes were
+// left out: at most limit bytes in all when limit leaves room for the
+// note (a few dozen bytes).
+func truncateText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	note := fmt.Sprintf("... (%d bytes omitted)", len(s))
+	keep := max(limit-len(note), 0)
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + fmt.Sprintf("... (%d bytes omitted)", len(s)-keep)
+}
+
+// truncateTraceback returns tb if it has at most maxLines lines and
+// maxBytes bytes, or else its first line, a line saying what was left
+// out, and as many of its last lines as fit in the bounds; a last line
+// longer than the bounds allow is itself truncated.
+func truncateTraceback(tb []string, maxBytes, maxLines int) []string {
+	total := 0
+	for _, l := range tb {
+		total += len(l)
+	}
+	if total <= maxBytes && len(tb) <= maxLines {
+		return tb
+	}
+	const noteRoom = 64 // bytes kept for the line saying what was cut
+	head := truncateText(tb[0], maxBytes/4)
+	budget := maxBytes - len(head) - noteRoom
+	var tail []string
+	for i := len(tb) - 1; i > 0 && len(tail) < maxLines-2 && budget > 0; i-- {
+		l := tb[i]
+		if len(l) > budget {
+			if len(tail) > 0 {
+				break // keep whole lines, but at least one
+			}
+			l = truncateText(l, budget)
+		}
+		tail = append(tail, l)
+		budget -= len(l)
+	}
+	keptBytes := len(head)
+	for _, l := range tail {
+		keptBytes += len(l)
+	}
+	omitted := len(tb) - 1 - len(tail)
+	out := make([]string, 0, len(tail)+2)
+	out = append(out, head,
+		fmt.Sprintf("  ... (traceback truncated: %d lines and %d bytes omitted)\n", omitted, total-keptBytes))
+	for i := len(tail) - 1; i >= 0; i-- {
+		out = append(out, tail[i])
+	}
+	return out
+}

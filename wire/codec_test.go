@@ -78,6 +78,10 @@ func codecSeeds(t testing.TB) [][]byte {
 	deep := func(n int) string { return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) }
 	seeds = append(seeds, []byte(`{"_context_d": `+deep(maxDepth-1)+`}`))
 	seeds = append(seeds, []byte(`{"_context_d": `+deep(maxDepth)+`}`))
+	for _, n := range []int{MaxDecodeDepth - 1, MaxDecodeDepth, MaxDecodeDepth + 1} {
+		seeds = append(seeds, []byte(`{"_context_d": `+deep(n)+`}`))
+		seeds = append(seeds, Envelope([]byte(`{"method": "m", "args": {"a": `+deep(n)+`}}`)))
+	}
 	return seeds
 }
 

@@ -122,6 +122,9 @@ func refPyInt(s string) (int64, bool) {
 }
 
 func refDecodeObject(b []byte) (map[string]json.RawMessage, error) {
+	if refDepth(b) > MaxDecodeDepth {
+		return nil, fmt.Errorf("%w: nested more than %d deep", ErrInvalidMessage, MaxDecodeDepth)
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
@@ -130,6 +133,30 @@ func refDecodeObject(b []byte) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidMessage)
 	}
 	return m, nil
+}
+
+// refDepth returns the deepest nesting of arrays and objects in the
+// JSON text b, counting the brackets outside strings.
+func refDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // refEncodeRequest returns the body of an RPC request: the enveloped

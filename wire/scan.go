@@ -18,8 +18,23 @@ import (
 // a json.Decoder with UseNumber makes of them.
 
 // maxDepth is the deepest nesting of arrays and objects that a JSON text
-// may have: encoding/json's limit.
+// may have: encoding/json's limit. The encoders check raw JSON values
+// against it, as json.Valid does.
 const maxDepth = 10000
+
+// MaxDecodeDepth is the deepest nesting of arrays and objects that the
+// decoders (DecodeRequest, DecodeReply, DecodeNotification,
+// DecodeFailure, Unwrap) accept in a JSON text, the envelope and the
+// message inside it being separate texts; a deeper text is an
+// ErrInvalidMessage. A deeply nested message costs little to send and
+// much to decode, and a server must not spend its memory on one.
+//
+// The bound is Python's default recursion limit, 1000: CPython's json
+// module (3.11 and earlier, which oslo.messaging 14.x runs on) can
+// neither encode nor decode a value nested more deeply than that, less
+// the frames of its callers, so no message of a Python peer comes near
+// it, and no Python peer could decode a deeper message a Go peer sent.
+const MaxDecodeDepth = 1000
 
 // errNotObject is returned for a JSON text that is valid but not an
 // object.
@@ -241,8 +256,13 @@ func scanString(b []byte, i int) (int, uint8, error) {
 
 // scanValue validates the JSON value that starts at b[i], inside depth
 // enclosing arrays and objects, and returns the index after it and, for
-// a string, its flags.
+// a string, its flags. The nesting limit is encoding/json's.
 func scanValue(b []byte, i, depth int) (int, uint8, error) {
+	return scanValueMax(b, i, depth, maxDepth)
+}
+
+// scanValueMax is scanValue with limit as the deepest nesting allowed.
+func scanValueMax(b []byte, i, depth, limit int) (int, uint8, error) {
 	if i >= len(b) {
 		return i, 0, errAt(b, i, "looking for beginning of value")
 	}
@@ -250,7 +270,7 @@ func scanValue(b []byte, i, depth int) (int, uint8, error) {
 	case c == '"':
 		return scanString(b, i)
 	case c == '{' || c == '[':
-		end, err := scanContainer(b, i, depth)
+		end, err := scanContainer(b, i, depth, limit)
 		return end, 0, err
 	case c == '-' || isDigit(c):
 		end, ok := numberEnd(b, i)
@@ -267,8 +287,9 @@ func scanValue(b []byte, i, depth int) (int, uint8, error) {
 }
 
 // scanContainer validates the array or object that starts at b[i],
-// inside depth enclosing ones, and returns the index after it.
-func scanContainer(b []byte, i, depth int) (int, error) {
+// inside depth enclosing ones, and returns the index after it. It fails
+// where the nesting goes beyond limit.
+func scanContainer(b []byte, i, depth, limit int) (int, error) {
 	var stackBuf [32]byte
 	stack := stackBuf[:0] // the open containers, '{' or '['
 	for {
@@ -277,7 +298,7 @@ func scanContainer(b []byte, i, depth int) (int, error) {
 			return i, errAt(b, i, "looking for beginning of value")
 		}
 		if c := b[i]; c == '{' || c == '[' {
-			if depth+len(stack) >= maxDepth {
+			if depth+len(stack) >= limit {
 				return i, &syntaxError{"exceeded max depth", i}
 			}
 			stack = append(stack, c)
@@ -296,7 +317,7 @@ func scanContainer(b []byte, i, depth int) (int, error) {
 			}
 		} else {
 			var err error
-			if i, _, err = scanValue(b, i, depth+len(stack)); err != nil {
+			if i, _, err = scanValueMax(b, i, depth+len(stack), limit); err != nil {
 				return i, err
 			}
 		}
@@ -359,11 +380,12 @@ type member struct {
 // members validates b as a JSON text, which must hold an object, and
 // appends the object's members to ms in their order. It fails as
 // json.Unmarshal of b into a map fails, with errNotObject for a valid
-// text that is not an object (null included).
+// text that is not an object (null included); it also fails for a text
+// nested more deeply than MaxDecodeDepth.
 func members(b []byte, ms []member) ([]member, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		end, _, err := scanValue(b, i, 0)
+		end, _, err := scanValueMax(b, i, 0, MaxDecodeDepth)
 		if err != nil {
 			return ms, err
 		}
@@ -391,7 +413,7 @@ func members(b []byte, ms []member) ([]member, error) {
 				return ms, errAt(b, i, "after object key")
 			}
 			m.v0 = skipSpace(b, i+1)
-			if m.v1, m.vf, err = scanValue(b, m.v0, 1); err != nil {
+			if m.v1, m.vf, err = scanValueMax(b, m.v0, 1, MaxDecodeDepth); err != nil {
 				return ms, err
 			}
 			ms = append(ms, m)

@@ -21,12 +21,14 @@ const (
 	headerCompression = "compression"
 	mimeGzip          = "application/x-gzip"
 	mimeBzip2         = "application/x-bz2"
-	// maxBody bounds a decompressed body: RabbitMQ's own default
-	// max_message_size in 3.x.
-	maxBody = 128 << 20
+	// hardMaxMessageSize is the largest value of max_message_size:
+	// RabbitMQ's own hard limit on a message body (512 MiB).
+	hardMaxMessageSize = 512 << 20
 )
 
-var errBodyTooLarge = errors.New("decompressed body larger than 128 MiB")
+// errMessageTooLarge is the reason a received message is rejected for
+// its size.
+var errMessageTooLarge = errors.New("message too large")
 
 // publishing returns the AMQP message for body with oslo's properties:
 // content type application/json, encoding utf-8, delivery mode 2
@@ -69,8 +71,15 @@ func publishing(body []byte, compress bool, ttl time.Duration) (amqp.Publishing,
 // messageBody checks a received message as oslo does and returns its
 // JSON body: the content type must be application/json, and a body
 // marked by the compression header is decompressed (zlib for
-// application/x-gzip, bzip2 for application/x-bz2).
-func messageBody(d *amqp.Delivery) ([]byte, error) {
+// application/x-gzip, bzip2 for application/x-bz2). A body larger than
+// limit bytes, as received or once decompressed, is refused with an
+// error wrapping errMessageTooLarge before anything of it is decoded;
+// decompression stops as soon as it passes the limit, so that a small
+// compressed body cannot make the driver allocate more than limit bytes.
+func messageBody(d *amqp.Delivery, limit int) ([]byte, error) {
+	if len(d.Body) > limit {
+		return nil, fmt.Errorf("%w: body of %d bytes, more than the limit of %d", errMessageTooLarge, len(d.Body), limit)
+	}
 	if d.ContentType != contentType {
 		return nil, fmt.Errorf("content type %q is not %s", d.ContentType, contentType)
 	}
@@ -101,12 +110,13 @@ func messageBody(d *amqp.Delivery) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unsupported compression %q", kind)
 	}
-	out, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s body: %w", kind, err)
 	}
-	if len(out) > maxBody {
-		return nil, errBodyTooLarge
+	if len(out) > limit {
+		return nil, fmt.Errorf("%w: %s body of %d bytes decompresses to more than the limit of %d",
+			errMessageTooLarge, kind, len(d.Body), limit)
 	}
 	return out, nil
 }

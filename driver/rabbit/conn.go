@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +66,25 @@ func New(cfg Config) (*Conn, error) {
 	c.pub = &publisher{c: c}
 	c.ev = &eventQueue{c: c}
 	return c, nil
+}
+
+// Format prints the Conn as rabbit.Conn(host:port,... /vhost), never
+// with a user name or password, whatever the verb.
+func (c *Conn) Format(f fmt.State, _ rune) {
+	if c == nil || c.s == nil {
+		_, _ = io.WriteString(f, "rabbit.Conn(nil)")
+		return
+	}
+	var b strings.Builder
+	b.WriteString("rabbit.Conn(")
+	for i, h := range c.s.hosts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(net.JoinHostPort(h.Hostname, strconv.Itoa(h.Port)))
+	}
+	b.WriteString(" /" + c.s.vhost + ")")
+	_, _ = io.WriteString(f, b.String())
 }
 
 // SetLogger makes the driver log to l. It implements

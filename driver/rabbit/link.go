@@ -3,6 +3,7 @@ package rabbit
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -236,17 +237,24 @@ const abortGrace = 2 * time.Second
 // blocked abortGrace later, l is torn down, which ends f. Connections
 // are thus not torn down for operations that were merely slow.
 func (c *Conn) guard(ctx context.Context, l *link, f func() error) error {
+	_, err := c.guardStart(ctx, l, f)
+	return err
+}
+
+// guardStart is guard that also reports whether f was started: it is
+// not when ctx is already done or the Conn is closing.
+func (c *Conn) guardStart(ctx context.Context, l *link, f func() error) (started bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	done := make(chan struct{})
-	var err error
-	if !c.start(func() { err = f(); close(done) }) {
-		return driver.ErrClosed
+	var ferr error
+	if !c.start(func() { ferr = f(); close(done) }) {
+		return false, driver.ErrClosed
 	}
 	select {
 	case <-done:
-		return err
+		return true, ferr
 	case <-ctx.Done():
 	}
 	time.AfterFunc(abortGrace, func() {
@@ -257,7 +265,7 @@ func (c *Conn) guard(ctx context.Context, l *link, f func() error) error {
 			l.abort("operation outlived its context")
 		}
 	})
-	return ctx.Err()
+	return true, ctx.Err()
 }
 
 // inlineLimit is the largest message that guardWrite publishes on the
@@ -297,9 +305,19 @@ func (c *Conn) guardWrite(ctx context.Context, l *link, size int, f func() error
 // permanent reports whether err is a refusal by the broker that trying
 // again will not cure: access refused, inequivalent arguments
 // (PRECONDITION_FAILED), exclusive-use locks, disallowed vhosts, bad
-// credentials.
+// credentials; and a broker certificate the client does not accept.
 func permanent(err error) bool {
 	if errors.Is(err, amqp.ErrCredentials) || errors.Is(err, amqp.ErrVhost) || errors.Is(err, amqp.ErrSASL) {
+		return true
+	}
+	// A certificate the client does not accept stays unaccepted.
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+	)
+	if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) {
 		return true
 	}
 	var ae *amqp.Error

@@ -81,7 +81,7 @@ func (l *listener) Next(ctx context.Context) (driver.Delivery, error) {
 // requeueing; a valid one is acknowledged before it is returned (at most
 // once); a duplicate _unique_id is acknowledged and dropped.
 func (l *listener) accept(d *amqp.Delivery) *delivery {
-	body, err := messageBody(d)
+	body, err := messageBody(d, l.c.s.maxMessage)
 	var req *driver.Request
 	if err == nil {
 		req, err = wire.DecodeRequest(body)

@@ -220,7 +220,7 @@ func (l *notifyListener) accept(in *inbound) *notifyDelivery {
 			"exchange", d.Exchange, "routing_key", d.RoutingKey)
 		return nil
 	}
-	body, err := messageBody(d)
+	body, err := messageBody(d, l.c.s.maxMessage)
 	var n *driver.Notification
 	if err == nil {
 		n, err = wire.DecodeNotification(body)

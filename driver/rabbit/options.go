@@ -31,6 +31,9 @@ const (
 	DefaultIntervalMax                 = 30 * time.Second
 	DefaultReconnectDelay              = 1 * time.Second
 	DefaultMissingConsumerRetryTimeout = 60 * time.Second
+	// DefaultMaxMessageSize bounds the bodies of received messages:
+	// 16 MiB, RabbitMQ 4's default max_message_size.
+	DefaultMaxMessageSize = 16 << 20
 )
 
 // Failover strategies for [Config.FailoverStrategy] (oslo's
@@ -140,6 +143,23 @@ type Config struct {
 	// x-cancel-on-ha-failover=true (enable_cancel_on_failover).
 	CancelOnFailover bool
 
+	// MaxMessageSize is the largest body, in bytes, of a message this
+	// Conn accepts: requests, replies and notifications alike. It is
+	// checked before the body is decoded, on the body as received and,
+	// for a compressed body, on the decompressed one (decompression
+	// stops at the limit). A larger message is rejected (not requeued)
+	// and logged with its size, as any message that is not oslo's; a
+	// call whose reply is too large times out. Zero means
+	// DefaultMaxMessageSize (16 MiB); the most is 512 MiB, RabbitMQ's
+	// hard limit. The URL option max_message_size sets it; it is this
+	// driver's own (oslo has no such limit), and Python oslo.messaging
+	// refuses a transport URL that carries it (NoSuchOptError), so keep
+	// it out of URLs shared with Python services and set the field
+	// instead. Set it no lower than the largest message your peers
+	// send; the broker's max_message_size (128 MiB by default in
+	// RabbitMQ 3.x) bounds what is published.
+	MaxMessageSize int
+
 	// ConnectionName is the connection_name client property shown by
 	// the broker; "" means "<program>:<pid>:<uuid>", new for each
 	// connection, as oslo does.
@@ -169,7 +189,9 @@ type Config struct {
 // true), kombu_compression, rabbit_retry_interval, rabbit_retry_backoff,
 // rabbit_interval_max, kombu_reconnect_delay, kombu_reconnect_splay,
 // kombu_failover_strategy, kombu_missing_consumer_retry_timeout,
-// rabbit_login_method, direct_mandatory_flag, enable_cancel_on_failover.
+// rabbit_login_method, direct_mandatory_flag, enable_cancel_on_failover,
+// and this driver's own max_message_size (bytes; see
+// [Config.MaxMessageSize]).
 //
 // Options accepted and validated but without effect: heartbeat_rate
 // (the client library sends heartbeats at half the timeout),
@@ -318,6 +340,7 @@ var urlOptions = map[string]optionSetter{
 	"rabbit_quorum_max_memory_length": intField(0, math.MaxInt32, func(c *Config) *int { return &c.QuorumMaxMemoryLength }),
 	"rabbit_quorum_max_memory_bytes":  intField(0, math.MaxInt32, func(c *Config) *int { return &c.QuorumMaxMemoryBytes }),
 	"rabbit_ha_queues":                boolField(func(c *Config) *bool { return &c.HAQueues }),
+	"max_message_size":                intField(0, hardMaxMessageSize, func(c *Config) *int { return &c.MaxMessageSize }),
 	"rabbit_qos_prefetch_count":       intField(0, math.MaxUint16, func(c *Config) *int { return &c.PrefetchCount }),
 	"enable_cancel_on_failover":       boolField(func(c *Config) *bool { return &c.CancelOnFailover }),
 	"direct_mandatory_flag": func(c *Config, _ *urlState, v string) error {
@@ -506,6 +529,9 @@ func (c *Config) validate() error {
 			return bad(f.name, strconv.Itoa(f.v), "must not be negative")
 		}
 	}
+	if c.MaxMessageSize < 0 || c.MaxMessageSize > hardMaxMessageSize {
+		return bad("max message size", strconv.Itoa(c.MaxMessageSize), "must be between 0 and 536870912 bytes")
+	}
 	if c.PrefetchCount < 0 || c.PrefetchCount > math.MaxUint16 {
 		return bad("prefetch count", strconv.Itoa(c.PrefetchCount), "must be between 0 and 65535")
 	}
@@ -553,6 +579,7 @@ type settings struct {
 	directMandatory  bool
 	cancelOnFailover bool
 	connName         string
+	maxMessage       int // bytes
 	log              *slog.Logger
 }
 
@@ -584,6 +611,7 @@ func newSettings(c Config) (*settings, error) {
 		directMandatory:  !c.NoDirectMandatory,
 		cancelOnFailover: c.CancelOnFailover,
 		connName:         c.ConnectionName,
+		maxMessage:       c.MaxMessageSize,
 		log:              c.Logger,
 	}
 	if s.vhost == "" {
@@ -591,6 +619,9 @@ func newSettings(c Config) (*settings, error) {
 	}
 	if s.login == "" {
 		s.login = LoginAMQPlain
+	}
+	if s.maxMessage == 0 {
+		s.maxMessage = DefaultMaxMessageSize
 	}
 	if c.TLS != nil {
 		s.tls = c.TLS.Clone()

@@ -212,7 +212,7 @@ func TestPublishingProperties(t *testing.T) {
 	if !bytes.Equal(plain, body) {
 		t.Errorf("zlib body = %q, want %q", plain, body)
 	}
-	got, err := messageBody(&amqp.Delivery{ContentType: "application/json", Headers: p.Headers, Body: p.Body})
+	got, err := messageBody(&amqp.Delivery{ContentType: "application/json", Headers: p.Headers, Body: p.Body}, DefaultMaxMessageSize)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Errorf("messageBody(compressed) = %q, %v", got, err)
 	}
@@ -222,7 +222,7 @@ func TestPublishingProperties(t *testing.T) {
 		{ContentType: "application/json", Headers: amqp.Table{"compression": "application/x-lzma"}, Body: body},
 		{ContentType: "application/json", Headers: amqp.Table{"compression": "application/x-gzip"}, Body: body},
 	} {
-		if _, err := messageBody(&d); err == nil {
+		if _, err := messageBody(&d, DefaultMaxMessageSize); err == nil {
 			t.Errorf("messageBody(%q, %v) accepted", d.ContentType, d.Headers)
 		}
 	}

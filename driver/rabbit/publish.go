@@ -52,6 +52,15 @@ func (e *lostError) Unwrap() error { return e.err }
 
 var errNacked = errors.New("the broker refused the message (basic.nack)")
 
+// closedError is a publish whose channel the broker closed, before
+// confirming it, for a permanent reason such as 403 ACCESS_REFUSED.
+type closedError struct{ reason *amqp.Error }
+
+func (e *closedError) Error() string {
+	return "the broker closed the publishing channel before confirming: " + e.reason.Error()
+}
+func (e *closedError) Unwrap() error { return e.reason }
+
 // publisher owns a Conn's publishing connection: one AMQP connection
 // with a channel in confirm mode, shared by every send of the Conn, and
 // a second channel for exchange declarations, so that a refused
@@ -143,7 +152,7 @@ func (p *publisher) open(ctx context.Context, l *link, decl *declarer) (*pubChan
 			return nil, err
 		}
 		fresh, reconnect = true, again
-		decl = &declarer{c: p.c, link: l, declared: map[string]bool{}}
+		decl = newDeclarer(p.c, l)
 	} else {
 		// A new channel after a channel error: whatever was declared
 		// may be gone (a 404 closes the channel), so declare again.
@@ -175,6 +184,7 @@ func (p *publisher) open(ctx context.Context, l *link, decl *declarer) (*pubChan
 		c:       p.c,
 		link:    l,
 		ch:      ch,
+		closes:  ch.NotifyClose(make(chan *amqp.Error, 1)),
 		returns: ch.NotifyReturn(make(chan amqp.Return, notifyBufferSize)),
 		sync:    make(chan chan struct{}),
 		drained: make(chan struct{}),
@@ -223,17 +233,60 @@ type pubChan struct {
 
 	wmu   sync.Mutex
 	watch map[returnKey][]*returned // mandatory publishes awaiting their outcome
+
+	// closes receives why the broker closed the channel (such as 403
+	// ACCESS_REFUSED for a routing key the user may not write to); the
+	// library sends it before it fails the publishes waiting for their
+	// confirms. closeErr keeps it once read.
+	closes   <-chan *amqp.Error
+	closeMu  sync.Mutex
+	closeErr *amqp.Error
+}
+
+// closeReason returns the error with which the broker closed the
+// channel, or nil.
+func (pc *pubChan) closeReason() *amqp.Error {
+	pc.closeMu.Lock()
+	defer pc.closeMu.Unlock()
+	if pc.closeErr == nil {
+		select {
+		case e, ok := <-pc.closes:
+			if ok {
+				pc.closeErr = e
+			}
+		default:
+		}
+	}
+	return pc.closeErr
 }
 
 // declarer declares exchanges for the publisher on a channel of its own,
 // so that a refused declaration (which closes its channel) does not
 // break the publishes in flight.
 type declarer struct {
-	c        *Conn
-	link     *link
-	mu       sync.Mutex
-	ch       *amqp.Channel
+	c    *Conn
+	link *link
+	// busy holds a token while a declaration uses ch. Callers wait for
+	// it with their context, so that a declaration the broker does not
+	// answer (a blocked connection) holds up no caller past its
+	// deadline; the declaring goroutine, which may outlive its caller,
+	// gives the token back when the declaration ends or its connection
+	// is torn down.
+	busy chan struct{}
+	ch   *amqp.Channel // used only while holding busy
+
+	mu       sync.Mutex // guards declared; never held across I/O
 	declared map[string]bool
+}
+
+func newDeclarer(c *Conn, l *link) *declarer {
+	return &declarer{c: c, link: l, busy: make(chan struct{}, 1), declared: map[string]bool{}}
+}
+
+func (d *declarer) isDeclared(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.declared[key]
 }
 
 func (d *declarer) reset() {
@@ -371,20 +424,17 @@ func (d *declarer) declareQueue(ctx context.Context, q *queue) error {
 // needed, unless cache is set and key was declared on this publishing
 // channel already. what names the declared object in errors.
 func (d *declarer) run(ctx context.Context, key string, cache bool, what string, f func(*amqp.Channel) error) error {
-	if cache {
-		d.mu.Lock()
-		done := d.declared[key]
-		d.mu.Unlock()
-		if done {
-			return nil
-		}
+	if cache && d.isDeclared(key) {
+		return nil
 	}
-	// The lock is taken by the guarded goroutine, which may outlive
-	// this call.
-	err := d.c.guard(ctx, d.link, func() error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if cache && d.declared[key] {
+	select {
+	case d.busy <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	started, err := d.c.guardStart(ctx, d.link, func() error {
+		defer func() { <-d.busy }()
+		if cache && d.isDeclared(key) {
 			return nil
 		}
 		if d.ch == nil || d.ch.IsClosed() {
@@ -398,10 +448,15 @@ func (d *declarer) run(ctx context.Context, key string, cache bool, what string,
 			return err
 		}
 		if cache {
+			d.mu.Lock()
 			d.declared[key] = true
+			d.mu.Unlock()
 		}
 		return nil
 	})
+	if !started {
+		<-d.busy
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -463,6 +518,13 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 	}
 	if !dc.Acked() {
 		if pc.ch.IsClosed() {
+			if reason := pc.closeReason(); reason != nil && permanent(reason) {
+				// The broker closed the channel for a reason that
+				// sending again will not cure, because of this
+				// publish or of another one in flight: which, it does
+				// not say, so the outcome stays unknown.
+				return &closedError{reason: reason}
+			}
 			cause := pc.link.cause()
 			if cause == nil {
 				cause = amqp.ErrClosed
@@ -500,11 +562,17 @@ func (c *Conn) send(ctx context.Context, out *outgoing, retry int, resend bool) 
 				return nil
 			}
 		}
+		var closed *closedError
 		switch {
 		case errors.Is(err, driver.ErrUndeliverable), errors.Is(err, driver.ErrClosed):
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.As(err, &closed):
+			// Not sent again, even with resend: the broker would refuse
+			// it again.
+			c.s.log.Warn("rabbit: the broker closed the publishing channel", "what", out.what, "err", closed.reason)
+			return fmt.Errorf("rabbit: %s: %w: %w", out.what, driver.ErrUnconfirmed, err)
 		case permanent(err):
 			return fmt.Errorf("rabbit: %s: %w: %w", out.what, driver.ErrDeliveryFailure, err)
 		}

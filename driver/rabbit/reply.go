@@ -186,7 +186,7 @@ func (w *replyWaiter) consume(ctx context.Context, sess *replySession) {
 // does.
 func (w *replyWaiter) handle(d *amqp.Delivery, addr string) bool {
 	log := w.c.s.log
-	body, err := messageBody(d)
+	body, err := messageBody(d, w.c.s.maxMessage)
 	var m *wire.ReplyMessage
 	if err == nil {
 		m, err = wire.DecodeReply(body)
@@ -223,6 +223,9 @@ func (w *replyWaiter) setState(ready bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ready = ready
+	if ready {
+		w.lastErr = nil // lastErr is the error of the attempts since the last success
+	}
 	if err != nil {
 		w.failures++
 		w.lastErr = err
@@ -233,7 +236,10 @@ func (w *replyWaiter) setState(ready bool, err error) {
 
 // waitReady blocks until the reply queue is being consumed. With retry
 // >= 0 it gives up, with an error wrapping driver.ErrDeliveryFailure,
-// after more than retry failed connection attempts during the wait.
+// after more than retry failed connection attempts during the wait; at
+// at once when the last attempt since the queue was last consumed was
+// refused by the broker for good (see permanent). When ctx ends first, the error wraps the last
+// attempt's error, if any, with ctx.Err().
 func (w *replyWaiter) waitReady(ctx context.Context, retry int) error {
 	w.mu.Lock()
 	start := w.failures
@@ -248,9 +254,19 @@ func (w *replyWaiter) waitReady(ctx context.Context, retry int) error {
 		if retry >= 0 && failures-start > retry {
 			return fmt.Errorf("%w: %w", driver.ErrDeliveryFailure, last)
 		}
+		if last != nil && permanent(last) {
+			// The broker refused the reply queue (access refused,
+			// inequivalent arguments): retrying will not help this
+			// call, though the consumer keeps trying in case the
+			// broker's configuration changes.
+			return fmt.Errorf("%w: %w", driver.ErrDeliveryFailure, last)
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("%w (reply queue: %w)", ctx.Err(), last)
+			}
 			return ctx.Err()
 		}
 	}
