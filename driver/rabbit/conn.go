@@ -340,7 +340,7 @@ func (c *Conn) fail(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("rabbit: %s: %w", what, driver.ErrClosed)
 	}
 	if isContextError(err) {
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = cerr
 		}
 		return fmt.Errorf("rabbit: %s: %w", what, err)

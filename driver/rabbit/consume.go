@@ -126,7 +126,7 @@ func (c *Conn) startConsumer(ctx context.Context, cs *consumer, what string) err
 		}
 		cs.log.Warn("rabbit: cannot start consuming, retrying", "attempt", attempt, "err", err)
 		if !sleep(ctx, c.s.retryDelay(attempt)) {
-			return ctx.Err()
+			return fmt.Errorf("%w (after %d failed attempt(s), the last: %w)", ctx.Err(), attempt, err)
 		}
 	}
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -234,6 +235,8 @@ type pubChan struct {
 	wmu   sync.Mutex
 	watch map[returnKey][]*returned // mandatory publishes awaiting their outcome
 
+	retired atomic.Bool // no new publishes: see retire
+
 	// closes receives why the broker closed the channel (such as 403
 	// ACCESS_REFUSED for a routing key the user may not write to); the
 	// library sends it before it fails the publishes waiting for their
@@ -313,7 +316,25 @@ type returned struct {
 	text string
 }
 
-func (pc *pubChan) usable() bool { return pc.link.alive() && !pc.ch.IsClosed() }
+func (pc *pubChan) usable() bool {
+	return pc.link.alive() && !pc.ch.IsClosed() && !pc.retired.Load()
+}
+
+// retireGrace is how long a retired channel stays open for the confirms
+// of the publishes still in flight on it.
+const retireGrace = 5 * time.Second
+
+// retire makes the publisher open a new channel for the next publishes
+// and closes this one retireGrace later. RabbitMQ can nack every
+// publish of a channel for good: one opened while the quorum queues it
+// publishes to elect a new leader is nacked long after a new channel on
+// the same connection is acked.
+func (pc *pubChan) retire() {
+	if pc.retired.Swap(true) {
+		return
+	}
+	time.AfterFunc(retireGrace, func() { _ = pc.ch.Close() })
+}
 
 // drain consumes the channel's basic.return notifications until the
 // channel closes, and answers sync requests once every return received
@@ -531,6 +552,7 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 			}
 			return &lostError{err: cause, sent: true}
 		}
+		pc.retire()
 		return errNacked
 	}
 	if out.mandatory {
@@ -586,7 +608,7 @@ func (c *Conn) send(ctx context.Context, out *outgoing, retry int, resend bool) 
 		}
 		c.s.log.Warn("rabbit: publish failed, retrying", "what", out.what, "attempt", failures, "err", err)
 		if !sleep(ctx, c.s.retryDelay(failures)) {
-			return ctx.Err()
+			return fmt.Errorf("%w (after %d failed attempt(s), the last: %w)", ctx.Err(), failures, err)
 		}
 	}
 }
