@@ -43,8 +43,8 @@ for t in "${targets[@]}"; do
 	fi
 done
 
+echo "fuzz targets run: $((${#targets[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if ((${#failed[@]} > 0)); then
 	echo "fuzz: FAIL: ${failed[*]}"
 	exit 1
 fi
-echo "fuzz: all ${#targets[@]} targets passed"

@@ -16,6 +16,7 @@
 #   TEST_PKGS            [./...]
 #   TEST_TIMEOUT         [20m]
 #   TEST_LOG             [.cache/test.log]
+#   FUZZ_TIME            [5s] how long each fuzz target runs after the tests
 #   GO                   [go]
 set -euo pipefail
 
@@ -28,6 +29,9 @@ read -ra pkgs <<<"${TEST_PKGS:-./...}"
 timeout=${TEST_TIMEOUT:-20m}
 log=${TEST_LOG:-.cache/test.log}
 mkdir -p "$(dirname "$log")"
+# The reliability scenarios append their outcomes here (RELIABILITY.md).
+export OMSG_RELIABILITY_OUT=${OMSG_RELIABILITY_OUT:-$ROOT/.cache/reliability.jsonl}
+rm -f "$OMSG_RELIABILITY_OUT"
 
 cmd=("${GO:-go}" test -race -shuffle=on -count=1 -timeout "$timeout" -v "$@" "${pkgs[@]}")
 # Print the broker URL without its password.
@@ -44,18 +48,31 @@ set -e
 echo "go test finished in $((SECONDS - start))s with exit status $test_status"
 echo
 
+# A short run of every fuzz target: malformed input found since the
+# corpus was last extended fails the suite.
+fuzz_log=${log%.log}-fuzz.log
+fuzz_status=0
+echo "fuzzing every target for ${FUZZ_TIME:-5s} (output in $fuzz_log)"
+bash scripts/fuzz.sh "${FUZZ_TIME:-5s}" >"$fuzz_log" 2>&1 || fuzz_status=$?
+grep -E '^fuzz: FAIL|--- FAIL' "$fuzz_log" || true
+echo
+
 count_status=0
 bash scripts/count-integration.sh "$log" || count_status=$?
 # Suites that count their own cases print a line ending in "cases run: N
 # passed, M failed"; show them.
 grep -E '^[a-z ]*cases run: [0-9]+ passed, [0-9]+ failed' "$log" || true
+grep -E '^fuzz targets run: ' "$fuzz_log" || echo "fuzz targets run: none (see $fuzz_log)"
+scen_pass=$(grep -cE 'scenario S[0-9]+: PASS' "$log" || true)
+scen_fail=$(grep -cE 'scenario S[0-9]+: FAIL' "$log" || true)
+echo "fault scenarios run: $scen_pass passed, $scen_fail failed (outcomes in $OMSG_RELIABILITY_OUT)"
 
 # go test's closing lines: failed tests, then one result line per package.
 echo
 grep -E '^ *--- FAIL: ' "$log" || true
 grep -E $'^(ok  |FAIL|\\?   )\t' "$log" || true
 
-if ((test_status != 0 || count_status != 0)); then
+if ((test_status != 0 || count_status != 0 || fuzz_status != 0)); then
 	echo "FAIL"
 	exit 1
 fi
