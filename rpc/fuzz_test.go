@@ -49,23 +49,21 @@ func FuzzHandleArgs(f *testing.F) {
 		for _, m := range ep.Methods() {
 			before := ran
 			res, err := ep.methods[m].ServeRPC(context.Background(), &Request{Method: m, Args: args})
-			switch {
-			case err == nil:
-				if ran != before+1 {
+			if err == nil {
+				if ran != before+1 || res == nil {
 					t.Fatalf("%s(%q): no error, but the handler did not run", m, args)
 				}
-				_ = res
-			default:
-				var ae *argsError
-				if !errors.As(err, &ae) {
-					t.Fatalf("%s(%q): error %v is not an arguments error", m, args, err)
-				}
-				if ran != before {
-					t.Fatalf("%s(%q): the handler ran although the arguments did not decode", m, args)
-				}
-				if got := failureFor(err, nil); got.Class != "TypeError" || got.Module != "builtins" {
-					t.Fatalf("%s(%q): the caller would see %s.%s, want builtins.TypeError", m, args, got.Module, got.Class)
-				}
+				continue
+			}
+			var ae *argsError
+			if !errors.As(err, &ae) {
+				t.Fatalf("%s(%q): error %v is not an arguments error", m, args, err)
+			}
+			if ran != before {
+				t.Fatalf("%s(%q): the handler ran although the arguments did not decode", m, args)
+			}
+			if got := failureFor(err, nil); got.Class != "TypeError" || got.Module != "builtins" {
+				t.Fatalf("%s(%q): the caller would see %s.%s, want builtins.TypeError", m, args, got.Module, got.Class)
 			}
 		}
 	})
