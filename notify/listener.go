@@ -192,9 +192,9 @@ func (l *Listener) prefetch() int {
 // but a program that must not miss the notifications sent right after
 // starting a listener on a new pool should call Listen first.
 //
-// It returns ErrListenerClosed if the listener was shut down, an error
-// if it is already listening, and the driver's error if consuming
-// cannot start.
+// It returns ErrListenerClosed if the listener was shut down, also
+// while Listen was still connecting, an error if it is already
+// listening, and the driver's error if consuming cannot start.
 func (l *Listener) Listen(ctx context.Context) error {
 	l.mu.Lock()
 	if l.state == stateClosed {
@@ -206,8 +206,19 @@ func (l *Listener) Listen(ctx context.Context) error {
 		return errors.New("notify: listener already listening")
 	}
 	l.listening = true
+	quit := l.quit
 	l.mu.Unlock()
 
+	// Shutdown and Close end a Listen still connecting.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	lis, err := l.conn.ListenNotifications(ctx, l.subs, l.cfg.pool, driver.ListenOptions{Prefetch: l.prefetch()})
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -139,9 +139,9 @@ func (s *Server) Target() messaging.Target { return s.target }
 // requests right after starting a server should call Listen first, so
 // that no request reaches the topic before the server's queues exist.
 //
-// It returns ErrServerClosed if the server was shut down, an error if it
-// is already listening, and the driver's error if consuming cannot
-// start.
+// It returns ErrServerClosed if the server was shut down, also while
+// Listen was still connecting, an error if it is already listening, and
+// the driver's error if consuming cannot start.
 func (s *Server) Listen(ctx context.Context) error {
 	s.mu.Lock()
 	if s.state == stateClosed {
@@ -153,8 +153,19 @@ func (s *Server) Listen(ctx context.Context) error {
 		return errors.New("rpc: server already listening")
 	}
 	s.listening = true
+	quit := s.quit
 	s.mu.Unlock()
 
+	// Shutdown and Close end a Listen still connecting.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	lis, err := s.conn.Listen(ctx, s.tr.Address(s.target), driver.ListenOptions{Prefetch: s.cfg.maxConcurrency})
 	s.mu.Lock()
 	defer s.mu.Unlock()

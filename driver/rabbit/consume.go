@@ -159,6 +159,10 @@ func (cs *consumer) setup(ctx context.Context) (*listenSession, error) {
 		return nil, err
 	}
 	sess := &listenSession{link: lk}
+	// Bounded, so that a link that goes silent while the queues are
+	// being set up is torn down rather than waited for.
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
 	err = cs.c.guard(ctx, lk, func() (err error) {
 		if sess.ch, err = lk.conn.Channel(); err != nil {
 			return err

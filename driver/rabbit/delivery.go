@@ -35,9 +35,12 @@ func (d *delivery) Request() *driver.Request { return d.req }
 // Reply sends the final reply of a call to its reply queue, on the
 // default exchange with the mandatory flag. If the broker returns it
 // because the queue does not exist, it tries again every 0.25 s for
-// kombu_missing_consumer_retry_timeout, then gives up, remembers the
-// queue as gone for 60 s (later replies to it are dropped at once) and
-// returns an error wrapping driver.ErrUndeliverable. It is a no-op for
+// kombu_missing_consumer_retry_timeout from that first return, then
+// gives up, remembers the queue as gone for 60 s and returns an error
+// wrapping driver.ErrUndeliverable. A later reply to a queue remembered
+// as gone is published once, without retries, and dropped if the broker
+// returns it; if not, the caller has declared its queue again, and it
+// is forgotten as gone. It is a no-op for
 // casts; a second Reply returns an error. Other errors are as for
 // Conn.Cast.
 func (d *delivery) Reply(ctx context.Context, r *driver.Reply) error {
@@ -89,14 +92,6 @@ func (c *Conn) reply(ctx context.Context, req *driver.Request, r *driver.Reply, 
 	if req.ReplyTo == "" {
 		return fmt.Errorf("rabbit: %s: the request names no reply queue", what)
 	}
-	if c.dead.has(req.ReplyTo, time.Now()) {
-		c.s.log.Warn("rabbit: reply queue doesn't exist, dropping the reply", "reply_queue", req.ReplyTo, "msg_id", req.MsgID)
-		err := fmt.Errorf("rabbit: %s: %w: the reply queue is gone", what, driver.ErrUndeliverable)
-		if final {
-			c.ev.emit(driver.EventReplyDropped, "", req.ReplyTo, err)
-		}
-		return err
-	}
 	body, err := wire.EncodeReply(r, req.MsgID, wire.NewID(), final)
 	if err != nil {
 		return fmt.Errorf("rabbit: %s: %w", what, err)
@@ -109,16 +104,41 @@ func (c *Conn) reply(ctx context.Context, req *driver.Request, r *driver.Reply, 
 
 	ctx, done := c.bind(ctx)
 	defer done()
-	start := time.Now()
+	if c.dead.has(req.ReplyTo, time.Now()) {
+		// The queue was found missing lately, but its caller may have
+		// declared it again since (after a reconnection, it keeps its
+		// name): one mandatory publish, without waiting, tells.
+		err := c.send(ctx, out, -1, true)
+		if err == nil {
+			c.dead.remove(req.ReplyTo)
+			return nil
+		}
+		if !errors.Is(err, driver.ErrUndeliverable) {
+			return c.fail(ctx, what, err)
+		}
+		c.s.log.Warn("rabbit: reply queue doesn't exist, dropping the reply", "reply_queue", req.ReplyTo, "msg_id", req.MsgID)
+		err = fmt.Errorf("rabbit: %s: %w: the reply queue is gone", what, driver.ErrUndeliverable)
+		if final {
+			c.ev.emit(driver.EventReplyDropped, "", req.ReplyTo, err)
+		}
+		return err
+	}
+	var missingSince time.Time // of the first basic.return
 	for {
 		err := c.send(ctx, out, -1, true) // a second copy of a reply is dropped by the caller
 		if err == nil || !final || !errors.Is(err, driver.ErrUndeliverable) {
 			return c.fail(ctx, what, err)
 		}
-		if time.Since(start) >= c.s.missingConsumer {
+		// The wait for the queue counts from the first time the broker
+		// returned the reply, not from the first attempt: time spent
+		// reconnecting to a broker that was down does not count.
+		if missingSince.IsZero() {
+			missingSince = time.Now()
+		}
+		if time.Since(missingSince) >= c.s.missingConsumer {
 			c.dead.add(req.ReplyTo, time.Now())
 			c.s.log.Error("rabbit: the reply failed to send because its reply queue is missing, abandoning it",
-				"msg_id", req.MsgID, "reply_queue", req.ReplyTo, "after", time.Since(start).Round(time.Millisecond))
+				"msg_id", req.MsgID, "reply_queue", req.ReplyTo, "after", time.Since(missingSince).Round(time.Millisecond))
 			c.ev.emit(driver.EventReplyDropped, "", req.ReplyTo, err)
 			return err
 		}
@@ -146,6 +166,12 @@ func (q *deadQueues) has(name string, now time.Time) bool {
 		return false
 	}
 	return ok
+}
+
+func (q *deadQueues) remove(name string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.at, name)
 }
 
 func (q *deadQueues) add(name string, now time.Time) {

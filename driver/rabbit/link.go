@@ -203,6 +203,13 @@ func (c *Conn) dialHost(ctx context.Context, hostname, addr, user, pass, purpose
 		return nil, &connectError{addr: addr, err: err}
 	}
 
+	// The client library arms its heartbeat read deadline only after a
+	// frame that follows the handshake: a link black-holed right after
+	// it would never be found dead. Arm one now; the library's first
+	// frame re-arms it.
+	if hb := ac.Config.Heartbeat; hb > 0 {
+		_ = raw.SetReadDeadline(time.Now().Add(3 * hb))
+	}
 	l := &link{conn: ac, raw: raw, addr: addr, queue: queue, log: c.s.log, ev: c.ev, done: make(chan struct{})}
 	closes := ac.NotifyClose(make(chan *amqp.Error, 1))
 	blocks := ac.NotifyBlocked(make(chan amqp.Blocking, notifyBufferSize))

@@ -107,6 +107,10 @@ func (w *replyWaiter) connect(ctx context.Context) (*replySession, error) {
 		return nil, err
 	}
 	sess := &replySession{link: l}
+	// Bounded, so that a link that goes silent while the queue is being
+	// set up is torn down rather than waited for.
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
 	err = w.c.guard(ctx, l, func() (err error) {
 		if sess.ch, err = l.conn.Channel(); err != nil {
 			return err
