@@ -4,6 +4,9 @@
 # Finds every fuzz target (func FuzzXxx(f *testing.F)) in the module's test
 # files and runs each for FUZZTIME (default 30s), one at a time: go test
 # -fuzz accepts a single target in a single package.
+# FUZZ_MINIMIZE_TIME, when set, is passed as -fuzzminimizetime (0 for short
+# runs: go test reports a run that ends while it minimises a new
+# interesting input as failed with "context deadline exceeded").
 # Exits non-zero if any target fails; new failing inputs are written by go
 # test under the package's testdata/fuzz directory.
 set -euo pipefail
@@ -38,7 +41,7 @@ for t in "${targets[@]}"; do
 	pkg=${t%% *}
 	fn=${t#* }
 	echo "=== go test -run='^\$' -fuzz='^${fn}\$' -fuzztime=${fuzztime} ${pkg}"
-	if ! "${GO:-go}" test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "$pkg"; then
+	if ! "${GO:-go}" test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" ${FUZZ_MINIMIZE_TIME:+-fuzzminimizetime="$FUZZ_MINIMIZE_TIME"} "$pkg"; then
 		failed+=("$pkg.$fn")
 	fi
 done

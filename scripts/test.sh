@@ -53,7 +53,7 @@ echo
 fuzz_log=${log%.log}-fuzz.log
 fuzz_status=0
 echo "fuzzing every target for ${FUZZ_TIME:-5s} (output in $fuzz_log)"
-bash scripts/fuzz.sh "${FUZZ_TIME:-5s}" >"$fuzz_log" 2>&1 || fuzz_status=$?
+FUZZ_MINIMIZE_TIME=0 bash scripts/fuzz.sh "${FUZZ_TIME:-5s}" >"$fuzz_log" 2>&1 || fuzz_status=$?
 grep -E '^fuzz: FAIL|--- FAIL' "$fuzz_log" || true
 echo
 
@@ -63,8 +63,8 @@ bash scripts/count-integration.sh "$log" || count_status=$?
 # passed, M failed"; show them.
 grep -E '^[a-z ]*cases run: [0-9]+ passed, [0-9]+ failed' "$log" || true
 grep -E '^fuzz targets run: ' "$fuzz_log" || echo "fuzz targets run: none (see $fuzz_log)"
-scen_pass=$(grep -cE 'scenario S[0-9]+: PASS' "$log" || true)
-scen_fail=$(grep -cE 'scenario S[0-9]+: FAIL' "$log" || true)
+scen_pass=$(grep -cE 'scenario S[0-9]+[a-z]?: PASS' "$log" || true)
+scen_fail=$(grep -cE 'scenario S[0-9]+[a-z]?: FAIL' "$log" || true)
 echo "fault scenarios run: $scen_pass passed, $scen_fail failed (outcomes in $OMSG_RELIABILITY_OUT)"
 
 # go test's closing lines: failed tests, then one result line per package.
