@@ -226,6 +226,11 @@ type Request struct {
 	// _unique_id). Senders set it once per logical message, so that a
 	// re-sent copy carries the same id.
 	UniqueID string
+	// SenderUserID is, on a received request, the broker-validated
+	// identity of its sender when the transport provides one (RabbitMQ's
+	// user_id property, set by senders with rabbit.Config.StampUserID),
+	// or "". Senders leave it empty; it is not part of oslo's message.
+	SenderUserID string
 }
 
 // IsCall reports whether the request expects a reply.

@@ -20,6 +20,12 @@ type Request struct {
 	MsgID string
 	// UniqueID is the message's oslo _unique_id.
 	UniqueID string
+	// SenderUserID is the sender's identity as the broker validated it,
+	// when the transport provides one (for RabbitMQ, the user_id of a
+	// sender with rabbit.Config.StampUserID), or "". Only a broker-checked
+	// identity lands here: a handler may rely on it to authorise the
+	// caller.
+	SenderUserID string
 }
 
 // IsCall reports whether the caller waits for a reply.

@@ -457,7 +457,7 @@ func (s *Server) invoke(ctx context.Context, d driver.Delivery, req *driver.Requ
 		h = s.cfg.middleware[i](h)
 	}
 	r := &Request{Method: req.Method, Namespace: req.Namespace, Version: req.Version,
-		Args: args, MsgID: req.MsgID, UniqueID: req.UniqueID}
+		Args: args, MsgID: req.MsgID, UniqueID: req.UniqueID, SenderUserID: req.SenderUserID}
 	return callHandler(ctx, h, r)
 }
 

@@ -33,6 +33,7 @@ type link struct {
 	raw   net.Conn // the socket, closed to abort blocked I/O
 	addr  string   // host:port, for logs and events
 	queue string   // the queue the connection is for, for events, or ""
+	user  string   // the user name it logged in with ("" with EXTERNAL)
 	log   *slog.Logger
 	ev    *eventQueue
 
@@ -211,6 +212,9 @@ func (c *Conn) dialHost(ctx context.Context, hostname, addr, user, pass, purpose
 		_ = raw.SetReadDeadline(time.Now().Add(3 * hb))
 	}
 	l := &link{conn: ac, raw: raw, addr: addr, queue: queue, log: c.s.log, ev: c.ev, done: make(chan struct{})}
+	if c.s.login != LoginExternal {
+		l.user = user
+	}
 	closes := ac.NotifyClose(make(chan *amqp.Error, 1))
 	blocks := ac.NotifyBlocked(make(chan amqp.Blocking, notifyBufferSize))
 	if !c.start(func() { l.watch(closes, blocks) }) {

@@ -100,6 +100,7 @@ func (l *listener) accept(d *amqp.Delivery) *delivery {
 		l.log.Debug("rabbit: ignoring a duplicate message", "unique_id", req.UniqueID, "msg_id", req.MsgID)
 		return nil
 	}
+	req.SenderUserID = d.UserId
 	return &delivery{c: l.c, req: req}
 }
 

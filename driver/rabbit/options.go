@@ -160,6 +160,18 @@ type Config struct {
 	// RabbitMQ 3.x) bounds what is published.
 	MaxMessageSize int
 
+	// StampUserID sets the AMQP user_id property of every message the
+	// Conn publishes to the user name it logged in with (PLAIN and
+	// AMQPLAIN logins; not with EXTERNAL). RabbitMQ refuses a publish
+	// whose user_id is not the connection's user (406
+	// PRECONDITION_FAILED), so a receiver can trust the property: it is
+	// the sender's identity, as driver.Request.SenderUserID and
+	// rpc.Request.SenderUserID show it. Python oslo.messaging ignores the
+	// property. The URL option stamp_user_id sets it; like
+	// max_message_size it is this driver's own, which Python refuses in
+	// a URL.
+	StampUserID bool
+
 	// ConnectionName is the connection_name client property shown by
 	// the broker; "" means "<program>:<pid>:<uuid>", new for each
 	// connection, as oslo does.
@@ -191,7 +203,7 @@ type Config struct {
 // kombu_failover_strategy, kombu_missing_consumer_retry_timeout,
 // rabbit_login_method, direct_mandatory_flag, enable_cancel_on_failover,
 // and this driver's own max_message_size (bytes; see
-// [Config.MaxMessageSize]).
+// [Config.MaxMessageSize]) and stamp_user_id (see [Config.StampUserID]).
 //
 // Options accepted and validated but without effect: heartbeat_rate
 // (the client library sends heartbeats at half the timeout),
@@ -340,6 +352,7 @@ var urlOptions = map[string]optionSetter{
 	"rabbit_quorum_max_memory_length": intField(0, math.MaxInt32, func(c *Config) *int { return &c.QuorumMaxMemoryLength }),
 	"rabbit_quorum_max_memory_bytes":  intField(0, math.MaxInt32, func(c *Config) *int { return &c.QuorumMaxMemoryBytes }),
 	"rabbit_ha_queues":                boolField(func(c *Config) *bool { return &c.HAQueues }),
+	"stamp_user_id":                   boolField(func(c *Config) *bool { return &c.StampUserID }),
 	"max_message_size":                intField(0, hardMaxMessageSize, func(c *Config) *int { return &c.MaxMessageSize }),
 	"rabbit_qos_prefetch_count":       intField(0, math.MaxUint16, func(c *Config) *int { return &c.PrefetchCount }),
 	"enable_cancel_on_failover":       boolField(func(c *Config) *bool { return &c.CancelOnFailover }),
@@ -580,6 +593,7 @@ type settings struct {
 	cancelOnFailover bool
 	connName         string
 	maxMessage       int // bytes
+	stampUserID      bool
 	log              *slog.Logger
 }
 
@@ -612,6 +626,7 @@ func newSettings(c Config) (*settings, error) {
 		cancelOnFailover: c.CancelOnFailover,
 		connName:         c.ConnectionName,
 		maxMessage:       c.MaxMessageSize,
+		stampUserID:      c.StampUserID && !strings.EqualFold(c.LoginMethod, LoginExternal),
 		log:              c.Logger,
 	}
 	if s.vhost == "" {

@@ -521,6 +521,9 @@ func (pc *pubChan) publish(ctx context.Context, out *outgoing) error {
 		}
 		out.msg.Expiration = strconv.FormatInt(ms, 10)
 	}
+	if pc.c.s.stampUserID {
+		out.msg.UserId = pc.link.user
+	}
 	var dc *amqp.DeferredConfirmation
 	err := pc.c.guardWrite(ctx, pc.link, len(out.msg.Body), func() (err error) {
 		dc, err = pc.ch.PublishWithDeferredConfirm(out.exchange, out.key, out.mandatory, false, out.msg)

@@ -919,7 +919,7 @@ func TestIntegrationS25SenderIdentity(t *testing.T) {
 	var notes atomic.Value
 	notes.Store("")
 	record(t, "S25", "messages published with the AMQP user_id property: the sender's own, a forged one, and the library's own publishes",
-		"the broker refuses a forged user_id (channel error 406); a true one is delivered and served; the library's publishes are checked for user_id (it sets none: reported)",
+		"the broker refuses a forged user_id (channel error 406); a true one is delivered and served; the library sets no user_id by default and the login user with stamp_user_id",
 		func() *faulttest.Report {
 			if r == nil {
 				return nil
@@ -985,44 +985,52 @@ func TestIntegrationS25SenderIdentity(t *testing.T) {
 	if err := ch2.QueueBind(probeTopic, probeTopic, "openstack", false, nil); err != nil {
 		t.Fatal(err)
 	}
-	pclient := r.client(tr, messaging.Target{Topic: probeTopic})
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	id := r.l.Sent(cctx, faulttest.OpCast)
-	err = pclient.Cast(cctx, "work", secArgs{ID: id})
-	cancel()
-	r.l.Returned(id, err)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got amqp.Delivery
-	var ok bool
-	for range 50 { // at most 50 gets, 5 s
-		if got, ok, err = ch2.Get(probeTopic, true); err != nil || ok {
-			break
+	// The library's casts, without and with stamp_user_id: the first
+	// carries no user_id, the second the login user, which the broker
+	// accepted.
+	probe := func(ptr *messaging.Transport) amqp.Delivery {
+		pclient := r.client(ptr, messaging.Target{Topic: probeTopic})
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		id := r.l.Sent(cctx, faulttest.OpCast)
+		err := pclient.Cast(cctx, "work", secArgs{ID: id})
+		cancel()
+		r.l.Returned(id, err)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		var got amqp.Delivery
+		var ok bool
+		for range 50 { // at most 50 gets, 5 s
+			if got, ok, err = ch2.Get(probeTopic, true); err != nil || ok {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !ok {
+			t.Fatalf("the library's cast did not reach the probe queue: %v", err)
+		}
+		if req, derr := wire.DecodeRequest(got.Body); derr == nil && strings.Contains(string(req.Args), id) {
+			r.l.Executed(id, "probe")
+		}
+		return got
 	}
-	if !ok {
-		t.Fatalf("the library's cast did not reach the probe queue: %v", err)
-	}
-	if req, derr := wire.DecodeRequest(got.Body); derr == nil && strings.Contains(string(req.Args), id) {
-		r.l.Executed(id, "probe")
-	}
+	plain := probe(tr)
+	stamped := probe(r.open(secURL(r.node.URL(), append(append([]string(nil), secFast...), "stamp_user_id=true")...)))
 	if _, err := ch2.QueueDelete(probeTopic, false, false, false); err != nil {
 		t.Errorf("deleting the probe queue: %v", err)
 	}
-	// The driver has no option to set user_id (driver/rabbit/publish.go
-	// and codec.go set none), and rpc.Request carries no sender: record
-	// what is sent, so that the day it changes this check is updated.
-	if got.UserId != "" {
-		t.Errorf("the library now sets user_id %q: check that it is the login user and extend this scenario", got.UserId)
+	if plain.UserId != "" {
+		t.Errorf("without stamp_user_id the library set user_id %q, want none", plain.UserId)
 	}
-	notes.Store(fmt.Sprintf("own user_id delivered and served; forged user_id: %v; library publishes carry user_id %q (not set: no sender identity)", forged, got.UserId))
+	if stamped.UserId != "guest" {
+		t.Errorf("with stamp_user_id the library set user_id %q, want the login user guest", stamped.UserId)
+	}
+	notes.Store(fmt.Sprintf("own user_id delivered and served; forged user_id: %v; library publishes carry user_id %q, and %q with stamp_user_id", forged, plain.UserId, stamped.UserId))
 
 	r.settle(5 * time.Second)
 	r.assertCore()
 	rep := r.l.Report()
-	if rep.Casts.OK != 2 || rep.Casts.Executions != 2 || rep.Casts.Sent != 3 {
-		t.Errorf("want the true user_id cast and the library cast delivered, the forged one refused: %s", rep)
+	if rep.Casts.OK != 3 || rep.Casts.Executions != 3 || rep.Casts.Sent != 4 {
+		t.Errorf("want the true user_id cast and the library's two casts delivered, the forged one refused: %s", rep)
 	}
 }
