@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -186,6 +187,7 @@ type benchFlags struct {
 	duration    float64
 	json        string
 	payloadSize int
+	cpuProfile  string
 	config      *config.Sources
 }
 
@@ -252,6 +254,7 @@ func newBenchTree(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVarP(&gf.json, "json", "j", "", "write the JSON statistics to `FILE`")
 	gf.config = registerConfigFlags(fs)
 	fs.IntVar(&gf.payloadSize, "payload-size", 0, "every cargo is `N` characters (0: the simulator's length distribution)")
+	fs.StringVar(&gf.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	_ = bc.MarkPersistentFlagFilename("config-file", "conf")
 	_ = bc.MarkPersistentFlagDirname("config-dir")
 	_ = bc.MarkPersistentFlagFilename("json", "json")
@@ -445,6 +448,18 @@ func runBenchMode(ctx context.Context, path, m string, impl benchImpl, gf *bench
 		level = slog.LevelDebug
 	}
 	ctx = bench.ContextWithLogger(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+
+	if gf.cpuProfile != "" {
+		f, err := os.Create(gf.cpuProfile)
+		if err != nil {
+			return usage("--cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usage("--cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var st *bench.Stats
 	switch m {

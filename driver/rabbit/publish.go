@@ -2,9 +2,9 @@ package rabbit
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -299,14 +299,18 @@ func (d *declarer) reset() {
 }
 
 // returnKey identifies a published message in a basic.return, which
-// carries no delivery tag.
+// carries no delivery tag: its exchange, routing key and a hash of its
+// body (the bodies of oslo messages differ by their ids).
 type returnKey struct {
 	exchange, key string
-	sum           [sha256.Size]byte
+	sum           uint64
 }
 
+// returnSeed seeds the body hashes of returnKey.
+var returnSeed = maphash.MakeSeed()
+
 func makeReturnKey(exchange, key string, body []byte) returnKey {
-	return returnKey{exchange: exchange, key: key, sum: sha256.Sum256(body)}
+	return returnKey{exchange: exchange, key: key, sum: maphash.Bytes(returnSeed, body)}
 }
 
 // returned records a basic.return for one mandatory publish.
