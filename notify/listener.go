@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/driver"
+	"github.com/go-oslo/messaging/internal/ctxutil"
 )
 
 // Listener states.
@@ -210,15 +211,8 @@ func (l *Listener) Listen(ctx context.Context) error {
 	l.mu.Unlock()
 
 	// Shutdown and Close end a Listen still connecting.
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := ctxutil.CancelOn(ctx, quit)
 	defer cancel()
-	go func() {
-		select {
-		case <-quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	lis, err := l.conn.ListenNotifications(ctx, l.subs, l.cfg.pool, driver.ListenOptions{Prefetch: l.prefetch()})
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-oslo/messaging"
 	"github.com/go-oslo/messaging/driver"
+	"github.com/go-oslo/messaging/internal/ctxutil"
 )
 
 // replyTimeout bounds the sending of one reply, so that a broker that
@@ -157,15 +158,8 @@ func (s *Server) Listen(ctx context.Context) error {
 	s.mu.Unlock()
 
 	// Shutdown and Close end a Listen still connecting.
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := ctxutil.CancelOn(ctx, quit)
 	defer cancel()
-	go func() {
-		select {
-		case <-quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	lis, err := s.conn.Listen(ctx, s.tr.Address(s.target), driver.ListenOptions{Prefetch: s.cfg.maxConcurrency})
 	s.mu.Lock()
 	defer s.mu.Unlock()
