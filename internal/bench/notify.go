@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -56,17 +57,14 @@ func notifyServer(ctx context.Context, cfg *Config, ready func(), rec Recorder, 
 	case cfg.Topic == "":
 		return fmt.Errorf("%w: no topic (-tp)", ErrInvalidConfig)
 	}
-	tr, err := open(ctx, cfg)
+	tr, err := connect(ctx, cfg, reachTimeout)
 	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	if err := reach(ctx, tr, reachTimeout); err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrInvalidConfig) {
 			return nil
 		}
 		return err
 	}
+	defer tr.Close()
 	log := loggerFrom(ctx)
 	h := &notifyHandler{rec: rec, log: log, wait: cfg.WaitBefore, requeue: cfg.Requeue, seen: map[int64]struct{}{}}
 	targets := []messaging.Target{{Topic: cfg.Topic}}
@@ -155,14 +153,11 @@ func NotifyClient(ctx context.Context, cfg *Config, rec Recorder) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	tr, err := open(ctx, cfg)
+	tr, err := connect(ctx, cfg, timeout)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if err := reach(ctx, tr, timeout); err != nil {
-		return err
-	}
 	base, err := notify.NewNotifier(tr, "publisher-0", notify.WithSinks(notify.MessagingV2()),
 		notify.WithTopics(cfg.Topic), notify.WithLogger(loggerFrom(ctx)))
 	if err != nil {

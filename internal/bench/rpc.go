@@ -46,17 +46,14 @@ func RPCServer(ctx context.Context, cfg *Config, ready func(), rec Recorder) err
 	case cfg.Server == "":
 		return fmt.Errorf("%w: no server (-s)", ErrInvalidConfig)
 	}
-	tr, err := open(ctx, cfg)
+	tr, err := connect(ctx, cfg, reachTimeout)
 	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	if err := reach(ctx, tr, reachTimeout); err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrInvalidConfig) {
 			return nil
 		}
 		return err
 	}
+	defer tr.Close()
 
 	ctl := newSyncControl()
 	defer ctl.close()
@@ -294,14 +291,11 @@ func RPCClient(ctx context.Context, cfg *Config, rec Recorder) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	tr, err := open(ctx, cfg)
+	tr, err := connect(ctx, cfg, timeout)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if err := reach(ctx, tr, timeout); err != nil {
-		return err
-	}
 	log := loggerFrom(ctx)
 	base, err := rpc.NewClient(tr, messaging.Target{Topic: targets[0].topic}, rpc.WithLogger(log))
 	if err != nil {

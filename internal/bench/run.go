@@ -56,11 +56,16 @@ func loggerFrom(ctx context.Context) *slog.Logger {
 	return slog.Default()
 }
 
-// open opens the transport of cfg.URL.
-func open(ctx context.Context, cfg *Config) (*messaging.Transport, error) {
+// connect opens the transport of cfg.URL and checks, within timeout,
+// that its broker can be reached; on failure it closes the transport.
+func connect(ctx context.Context, cfg *Config, timeout time.Duration) (*messaging.Transport, error) {
 	tr, err := messaging.Open(cfg.URL, messaging.WithLogger(loggerFrom(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := reach(ctx, tr, timeout); err != nil {
+		_ = tr.Close()
+		return nil, err
 	}
 	return tr, nil
 }
